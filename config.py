@@ -1,0 +1,29 @@
+"""Configuration of the standalone portus_fab application (Flask-AppBuilder settings).
+
+Every portus_fab setting (PORTUS_*) comes from the environment with the default documented in the
+README and defined, once, in portus_fab/settings.py.
+"""
+
+from flask_appbuilder.const import AUTH_DB
+
+from portus_fab.settings import flask_config_from_environment
+
+# SQLALCHEMY_DATABASE_URI, SECRET_KEY and every PORTUS_* variable that is set.
+globals().update(flask_config_from_environment())
+
+APP_NAME = "portus_fab"
+ADDON_MANAGERS = ["portus_fab.PortusManager"]
+
+AUTH_TYPE = AUTH_DB
+AUTH_ROLE_ADMIN = "Admin"
+AUTH_ROLE_PUBLIC = "Public"
+# Self-registration off by default; new users still get their personal namespace when it is on.
+AUTH_USER_REGISTRATION = False
+AUTH_USER_REGISTRATION_ROLE = "User"
+
+FAB_UPDATE_PERMS = True
+FAB_ADD_SECURITY_API = True
+SQLALCHEMY_TRACK_MODIFICATIONS = False
+WTF_CSRF_ENABLED = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"

@@ -1,0 +1,41 @@
+"""portus_fab: token service, access policy and front end for a private container registry, as a
+Flask-AppBuilder add-on. Enable it by listing `portus_fab.PortusManager` in `ADDON_MANAGERS`."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask_appbuilder.basemanager import BaseManager
+
+from portus_fab import hooks
+from portus_fab.core import EXTENSION, Portus
+from portus_fab.management import ensure_global_namespace
+from portus_fab.models import portus_tables
+
+__all__ = ["PortusManager"]
+
+
+class PortusManager(BaseManager):
+    """Wires the add-on into an AppBuilder: tables, hooks, blueprints, views and CLI commands.
+
+    FAB only logs an exception raised here, so tests check that the routes really exist.
+    """
+
+    def pre_process(self) -> None:
+        app = current_app._get_current_object()
+        app.extensions[EXTENSION] = Portus.create(app)
+        hooks.install()
+        session = self.appbuilder.session
+        engine = session.get_bind()
+        # FAB creates its own tables only; ours are created (if missing) here.
+        portus_tables()[0].metadata.create_all(engine, tables=portus_tables())
+        ensure_global_namespace(session)
+        session.commit()
+
+    def register_views(self) -> None:
+        from portus_fab.cli import portus_cli
+        from portus_fab.views import register_views
+
+        app = current_app._get_current_object()
+        register_views(self.appbuilder, app)
+        if "portus" not in app.cli.commands:
+            app.cli.add_command(portus_cli)

@@ -1,0 +1,60 @@
+"""What a token grants: for each asked scope, the intersection of asked and allowed actions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from portus_fab.auth.scopes import Scope
+from portus_fab.policy import ALL_ACTIONS, Action, Explanation, Policy, Principal
+
+WILDCARD = "*"
+
+
+@dataclass(slots=True)
+class ResolvedAccess:
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    denials: list[str] = field(default_factory=list)  # one line per refused action, with why
+
+
+def granted_actions(explanation: Explanation, asked: tuple[str, ...]) -> tuple[list[str], dict]:
+    """Actions to put in the token, and the refused ones with their reason.
+
+    `*` means every action to the registry, so it is granted only to whom holds them all.
+    """
+    allowed = explanation.allowed
+    granted: list[str] = []
+    refused: dict[str, str] = {}
+    for action in asked:
+        if action == WILDCARD:
+            if allowed == ALL_ACTIONS:
+                granted.append(WILDCARD)
+            else:
+                missing = sorted(ALL_ACTIONS - allowed)
+                reasons = explanation.denial_reasons(missing)
+                refused[WILDCARD] = "; ".join(f"{a}: {r}" for a, r in reasons.items())
+        elif Action(action) in allowed:
+            granted.append(action)
+        else:
+            refused[action] = explanation.denial_reasons([Action(action)])[Action(action)]
+    return granted, refused
+
+
+def resolve_access(policy: Policy, principal: Principal, scopes: list[Scope]) -> ResolvedAccess:
+    result = ResolvedAccess()
+    explanations: dict[str, Explanation] = {}
+    for scope in scopes:
+        if scope.type == "registry":
+            if principal.is_admin and principal.active:
+                result.entries.append({"type": "registry", "name": "catalog", "actions": ["*"]})
+            else:
+                result.denials.append("registry:catalog:* denied: only admins list the catalog")
+            continue
+        if scope.repository not in explanations:
+            explanations[scope.repository] = policy.explain(principal, scope.repository)
+        granted, refused = granted_actions(explanations[scope.repository], scope.actions)
+        result.entries.append({"type": "repository", "name": scope.name, "actions": granted})
+        result.denials.extend(
+            f"{action} on {scope.repository} denied: {reason}" for action, reason in refused.items()
+        )
+    return result

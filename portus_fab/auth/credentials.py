@@ -1,0 +1,112 @@
+"""Password checks for the token endpoint, with a short-lived cache of successful verifications.
+
+A returning client asks for a token on every pull and push; running the password hash (scrypt,
+tens of milliseconds) each time would make it the bottleneck. A success is remembered under an HMAC
+of the credentials, together with the user's password hash at that time. Every hit re-reads the
+user: a changed password no longer matches the remembered hash, and status and roles are always
+the current ones. Failures are never remembered. Unlike FAB's `auth_user_db`, nothing is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+import time
+from dataclasses import dataclass
+
+from flask_appbuilder.security.sqla.models import Group, User
+from flask_appbuilder.security.utils import is_null_password
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+from werkzeug.security import check_password_hash
+
+from portus_fab.policy import Principal
+
+MAX_ENTRIES = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    user_id: int
+    password_hash: str
+    expires: float
+
+
+class CredentialCache:
+    def __init__(self, secret: bytes, ttl: float) -> None:
+        self._secret = secret
+        self._ttl = ttl
+        self._entries: dict[bytes, _Entry] = {}
+        self._lock = threading.Lock()
+
+    def key(self, username: str, password: str) -> bytes:
+        message = username.encode() + b"\0" + password.encode()
+        return hmac.new(self._secret, message, hashlib.sha256).digest()
+
+    def matches(self, key: bytes, user: User) -> bool:
+        entry = self._entries.get(key)
+        if entry is None or entry.expires < time.monotonic():
+            return False
+        return entry.user_id == user.id and hmac.compare_digest(
+            entry.password_hash, user.password or ""
+        )
+
+    def remember(self, key: bytes, user: User) -> None:
+        if self._ttl <= 0:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if len(self._entries) >= MAX_ENTRIES:
+                self._entries = {k: e for k, e in self._entries.items() if e.expires >= now}
+                if len(self._entries) >= MAX_ENTRIES:
+                    self._entries.clear()
+            self._entries[key] = _Entry(user.id, user.password or "", now + self._ttl)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def load_user(session: Session, username: str) -> User | None:
+    """The user with everything the policy needs (roles, groups' roles) in constant queries."""
+    return session.scalar(
+        select(User)
+        .where(User.username == username)
+        .options(selectinload(User.roles), selectinload(User.groups).selectinload(Group.roles))
+    )
+
+
+def role_names(user: User) -> set[str]:
+    names = {role.name for role in user.roles}
+    names.update(role.name for group in getattr(user, "groups", []) for role in group.roles)
+    return names
+
+
+def principal_for(user: User, admin_role: str) -> Principal:
+    return Principal(
+        user_id=user.id,
+        username=user.username,
+        is_admin=admin_role in role_names(user),
+        active=bool(user.active),
+    )
+
+
+def verify_password(
+    session: Session, cache: CredentialCache, username: str, password: str, fake_hash: str
+) -> User | None:
+    """The active user these credentials belong to, or None."""
+    if not username or is_null_password(password):
+        return None
+    user = load_user(session, username)
+    if user is None or not user.active or not user.password:
+        # Spend the same time as a real check so response times do not reveal which users exist.
+        check_password_hash(fake_hash, password)
+        return None
+    key = cache.key(username, password)
+    if cache.matches(key, user):
+        return user
+    if check_password_hash(user.password, password):
+        cache.remember(key, user)
+        return user
+    return None

@@ -1,0 +1,85 @@
+"""The token scope grammar: `type[(class)]:name:action[,action...]`.
+
+The name may carry `host[:port]/` and so colons, which is why the type is read before the FIRST
+colon and the actions after the LAST one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from portus_fab.registry.names import validate_repository_name
+
+_TYPE_RE = re.compile(r"(?P<type>[a-z0-9]+)(?:\((?P<cls>[a-z0-9]+)\))?")
+REPOSITORY_ACTIONS = ("pull", "push", "delete", "*")
+MAX_SCOPES = 64
+
+
+class ScopeError(ValueError):
+    """A scope the client sent cannot be understood; the message says exactly why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    type: str  # "repository" or "registry"
+    name: str  # as asked (echoed back in the token)
+    actions: tuple[str, ...]
+    resource_class: str | None = None
+    repository: str = ""  # the name without any host[:port]/ prefix, for the policy
+
+    def __str__(self) -> str:
+        kind = f"{self.type}({self.resource_class})" if self.resource_class else self.type
+        return f"{kind}:{self.name}:{','.join(self.actions)}"
+
+
+def _strip_host(name: str) -> str:
+    """Drop a leading registry host as docker reads it: a first component with '.' or ':', or
+    'localhost'. So namespaces never contain dots (see management.validate_namespace_name)."""
+    head, sep, rest = name.partition("/")
+    if sep and ("." in head or ":" in head or head == "localhost"):
+        return rest
+    return name
+
+
+def parse_scope(text: str) -> Scope:
+    type_part, sep, remainder = text.partition(":")
+    name, sep2, action_part = remainder.rpartition(":")
+    if not sep or not sep2:
+        raise ScopeError(f"scope {text!r} is malformed: expected type:name:actions")
+    match = _TYPE_RE.fullmatch(type_part)
+    if match is None:
+        raise ScopeError(f"scope {text!r} has an invalid resource type {type_part!r}")
+    resource_type, resource_class = match["type"], match["cls"]
+    actions = tuple(dict.fromkeys(action_part.split(",")))  # de-duplicated, order kept
+    if not name:
+        raise ScopeError(f"scope {text!r} has an empty resource name")
+    if any(not action for action in actions):
+        raise ScopeError(f"scope {text!r} has an empty action")
+    if resource_type == "registry":
+        if name != "catalog" or actions != ("*",):
+            raise ScopeError(f"scope {text!r}: the only registry scope is registry:catalog:*")
+        return Scope("registry", name, actions, resource_class, "")
+    if resource_type != "repository":
+        raise ScopeError(
+            f"scope {text!r} has unknown resource type {resource_type!r}: "
+            "expected repository or registry"
+        )
+    unknown = [a for a in actions if a not in REPOSITORY_ACTIONS]
+    if unknown:
+        raise ScopeError(
+            f"scope {text!r} has unknown action {unknown[0]!r}: expected pull, push, delete or *"
+        )
+    repository = _strip_host(name)
+    problem = validate_repository_name(repository)
+    if problem:
+        raise ScopeError(f"scope {text!r}: {problem}")
+    return Scope("repository", name, actions, resource_class, repository)
+
+
+def parse_scopes(values: list[str]) -> list[Scope]:
+    """Each `scope` query value may itself hold several space-separated scopes."""
+    texts = [part for value in values for part in value.split()]
+    if len(texts) > MAX_SCOPES:
+        raise ScopeError(f"too many scopes: {len(texts)}, at most {MAX_SCOPES}")
+    return [parse_scope(text) for text in texts]

@@ -1,0 +1,54 @@
+"""Registry bearer tokens (JWT) as distribution's token authentication expects them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from portus_fab.auth.keys import SigningKey
+
+# The registry allows 60 s of clock skew; backdating nbf a little covers our own.
+NOT_BEFORE_SKEW = dt.timedelta(seconds=5)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    expires_in: int
+    issued_at: dt.datetime
+
+    def response(self) -> dict[str, Any]:
+        return {
+            "token": self.token,
+            "access_token": self.token,
+            "expires_in": self.expires_in,
+            "issued_at": self.issued_at.isoformat().replace("+00:00", "Z"),
+        }
+
+
+def issue_token(
+    key: SigningKey,
+    *,
+    issuer: str,
+    audience: str,
+    subject: str,
+    access: list[dict[str, Any]],
+    ttl: int,
+) -> IssuedToken:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    claims = {
+        "iss": issuer,
+        "sub": subject,
+        "aud": audience,  # a string: registry v2.8 rejects a list
+        "exp": now + dt.timedelta(seconds=ttl),
+        "nbf": now - NOT_BEFORE_SKEW,
+        "iat": now,
+        "jti": secrets.token_urlsafe(18),
+        "access": access,
+    }
+    token = jwt.encode(claims, key.private_key, algorithm=key.algorithm, headers=key.headers)
+    return IssuedToken(token, ttl, now)

@@ -1,0 +1,178 @@
+"""`flask portus ...`: admin and automation commands. Thin: parse, call the core, print."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import yaml
+from flask.cli import AppGroup
+
+from portus_fab import management
+from portus_fab.auth.credentials import load_user, principal_for
+from portus_fab.core import portus
+from portus_fab.models import Visibility
+from portus_fab.registry.names import validate_repository_name
+from portus_fab.registry_config import auth_and_notifications, complete_config
+
+portus_cli = AppGroup("portus", help="portus_fab administration.")
+F = TypeVar("F", bound=Callable[..., Any])
+
+VISIBILITIES = click.Choice([v.value for v in Visibility])
+ROLES = click.Choice(["viewer", "contributor", "owner"])
+
+
+def committing(func: F) -> F:
+    """Run a command in one transaction; a rule broken becomes a one-line error and exit 1."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        session = portus().session
+        try:
+            result = func(*args, **kwargs)
+            session.commit()
+            return result
+        except management.ManagementError as error:
+            session.rollback()
+            raise click.ClickException(str(error)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@portus_cli.command("registry-config")
+@click.option(
+    "--write-cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the token certificate bundle to this path (rootcertbundle points to it).",
+)
+@click.option("--full", is_flag=True, help="Print a complete config.yml ready to run.")
+@click.option(
+    "--storage",
+    default="/var/lib/docker-registry",
+    show_default=True,
+    help="With --full: the registry's storage directory.",
+)
+@click.option(
+    "--listen", default=None, help="With --full: http.addr (default: the registry URL's)."
+)
+def registry_config(write_cert: Path | None, full: bool, storage: str, listen: str | None) -> None:
+    """Print the registry's auth and notifications sections for this instance (YAML)."""
+    core = portus()
+    bundle = write_cert or core.settings.data_dir / "token_signing.crt"
+    if write_cert:
+        write_cert.parent.mkdir(parents=True, exist_ok=True)
+        write_cert.write_bytes(core.signing_key.certificate_pem)
+    settings = core.settings
+    if full:
+        config = complete_config(
+            settings, bundle.resolve(), storage, listen or settings.registry_host
+        )
+    else:
+        config = auth_and_notifications(settings, bundle.resolve())
+    click.echo(yaml.safe_dump(config, sort_keys=False), nl=False)
+
+
+@portus_cli.command("jwks")
+def jwks() -> None:
+    """Print the token key set, for registry v3's auth.token.jwks."""
+    click.echo(json.dumps(portus().signing_key.jwks(), indent=2))
+
+
+@portus_cli.command("explain")
+@click.argument("username")
+@click.argument("repository")
+def explain(username: str, repository: str) -> None:
+    """Say what USERNAME may do on REPOSITORY, and why."""
+    problem = validate_repository_name(repository)
+    if problem:
+        raise click.ClickException(problem)
+    core = portus()
+    user = load_user(core.session, username)
+    if user is None:
+        raise click.ClickException(f"no user named {username!r}")
+    explanation = core.policy().explain(principal_for(user, core.admin_role), repository)
+    click.echo("\n".join(explanation.lines()))
+
+
+@portus_cli.group("namespace")
+def namespace_group() -> None:
+    """Namespaces."""
+
+
+@namespace_group.command("create")
+@click.argument("name")
+@click.option("--visibility", type=VISIBILITIES, default="private", show_default=True)
+@click.option("--description", default="")
+@committing
+def namespace_create(name: str, visibility: str, description: str) -> None:
+    """Create a team namespace."""
+    management.create_namespace(
+        portus().session, name, visibility=visibility, description=description
+    )
+    click.echo(f"namespace {name} created ({visibility})")
+
+
+@namespace_group.command("set-visibility")
+@click.argument("name")
+@click.argument("visibility", type=VISIBILITIES)
+@committing
+def namespace_set_visibility(name: str, visibility: str) -> None:
+    """Make a namespace public, protected or private."""
+    management.set_visibility(portus().session, name, visibility)
+    click.echo(f"namespace {name} is now {visibility}")
+
+
+@portus_cli.group("team")
+def team_group() -> None:
+    """Teams."""
+
+
+@team_group.command("create")
+@click.argument("name")
+@click.option("--description", default="")
+@committing
+def team_create(name: str, description: str) -> None:
+    """Create a team."""
+    management.create_team(portus().session, name, description)
+    click.echo(f"team {name} created")
+
+
+@team_group.command("add-member")
+@click.argument("team")
+@click.argument("username")
+@click.option("--role", type=ROLES, required=True)
+@committing
+def team_add_member(team: str, username: str, role: str) -> None:
+    """Add USERNAME to TEAM with a role (or change their role)."""
+    session = portus().session
+    management.set_member(
+        session,
+        management.find_team(session, team),
+        management.find_user(session, username),
+        role,
+    )
+    click.echo(f"{username} is {role} in team {team}")
+
+
+@portus_cli.command("grant")
+@click.argument("namespace")
+@click.option("--user", "username", help="Grant to this user.")
+@click.option("--team", "team_name", help="Grant to this team.")
+@click.option("--role", type=ROLES, required=True)
+@committing
+def grant(namespace: str, username: str | None, team_name: str | None, role: str) -> None:
+    """Give a user or a team a role on NAMESPACE."""
+    if (username is None) == (team_name is None):
+        raise management.ManagementError("give exactly one of --user or --team")
+    session = portus().session
+    target = management.find_namespace(session, namespace)
+    user = management.find_user(session, username) if username else None
+    team = management.find_team(session, team_name) if team_name else None
+    management.set_grant(session, target, role, user=user, team=team)
+    click.echo(
+        f"{'user ' + username if username else 'team ' + str(team_name)} is {role} on {namespace}"
+    )

@@ -1,0 +1,60 @@
+"""The add-on's state for one Flask app: settings, signing key, credential cache, and the one
+place that issues registry tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, current_app
+from sqlalchemy.orm import Session
+
+from portus_fab.auth.credentials import CredentialCache
+from portus_fab.auth.keys import SigningKey, load_or_generate
+from portus_fab.auth.tokens import IssuedToken, issue_token
+from portus_fab.policy import Policy
+from portus_fab.settings import Settings
+
+EXTENSION = "portus_fab"
+
+
+@dataclass
+class Portus:
+    settings: Settings
+    signing_key: SigningKey
+    credentials: CredentialCache
+
+    @classmethod
+    def create(cls, app: Flask) -> Portus:
+        settings = Settings.load(app.config)
+        key = load_or_generate(
+            settings.data_dir, settings.token_issuer, settings.token_key, settings.token_cert
+        )
+        cache = CredentialCache(app.config["SECRET_KEY"].encode(), settings.credential_cache_ttl)
+        return cls(settings, key, cache)
+
+    @property
+    def session(self) -> Session:
+        return current_app.appbuilder.session
+
+    @property
+    def admin_role(self) -> str:
+        return current_app.config.get("AUTH_ROLE_ADMIN", "Admin")
+
+    def policy(self) -> Policy:
+        return Policy(self.session, delete_by_contributors=self.settings.delete_by_contributors)
+
+    def issue(self, subject: str, access: list[dict[str, Any]]) -> IssuedToken:
+        return issue_token(
+            self.signing_key,
+            issuer=self.settings.token_issuer,
+            audience=self.settings.registry_service,
+            subject=subject,
+            access=access,
+            ttl=self.settings.token_ttl,
+        )
+
+
+def portus() -> Portus:
+    """The add-on state of the current app."""
+    return current_app.extensions[EXTENSION]

@@ -1,0 +1,49 @@
+"""Reactions to FAB's user table that must hold for every way a user is created or removed:
+FAB's admin screen, its REST API, `flask fab create-user`, self-registration, LDAP and OAuth.
+FAB's signals only fire from `sm.add_user`, so these listen on the ORM mapper instead."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_appbuilder.security.sqla.models import User
+from sqlalchemy import Connection, delete, event, update
+
+from portus_fab.management import create_personal_namespace
+from portus_fab.models import Namespace, TeamMember
+from portus_fab.models.namespaces import Grant
+from portus_fab.policy import INTERNAL_IDENTITY
+
+
+def _refuse_reserved_name(_mapper: Any, _connection: Connection, user: User) -> None:
+    if user.username == INTERNAL_IDENTITY:
+        raise ValueError(f"the username {INTERNAL_IDENTITY!r} is reserved for portus_fab itself")
+
+
+def _create_personal_namespace(_mapper: Any, connection: Connection, user: User) -> None:
+    create_personal_namespace(connection, user.id, user.username)
+
+
+def _forget_user(_mapper: Any, connection: Connection, user: User) -> None:
+    # SQLite does not enforce ON DELETE by default: remove the user's rights explicitly. The
+    # personal namespace stays (it may hold images) with no owner but admins.
+    connection.execute(delete(Grant.__table__).where(Grant.__table__.c.user_id == user.id))
+    connection.execute(
+        delete(TeamMember.__table__).where(TeamMember.__table__.c.user_id == user.id)
+    )
+    connection.execute(
+        update(Namespace.__table__)
+        .where(Namespace.__table__.c.user_id == user.id)
+        .values(user_id=None)
+    )
+
+
+def install() -> None:
+    """Idempotent: listeners are global to the User mapper, shared by every app in the process."""
+    for name, listener in (
+        ("before_insert", _refuse_reserved_name),
+        ("after_insert", _create_personal_namespace),
+        ("before_delete", _forget_user),
+    ):
+        if not event.contains(User, name, listener):
+            event.listen(User, name, listener, propagate=True)

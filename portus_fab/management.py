@@ -1,0 +1,240 @@
+"""Changing who may do what: namespaces, teams, members, grants. Every surface that changes them
+(CLI, FAB screens) goes through these functions, so the rules are checked in one place."""
+
+from __future__ import annotations
+
+import re
+
+from flask_appbuilder.security.sqla.models import User
+from sqlalchemy import Connection, func, insert, select
+from sqlalchemy.orm import Session
+
+from portus_fab.models import (
+    GLOBAL_NAMESPACE,
+    Grant,
+    Namespace,
+    NamespaceKind,
+    Role,
+    Team,
+    TeamMember,
+    Visibility,
+)
+from portus_fab.registry.names import NAMESPACE_MAX, slugify_namespace
+
+# A registry path component without dots: docker reads a first component with a dot as a
+# registry host ("my.team/app" would be pulled from the host "my.team").
+NAMESPACE_NAME_RE = re.compile(r"[a-z0-9]+(?:(?:_|__|-+)[a-z0-9]+)*")
+TEAM_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,127}")
+
+
+class ManagementError(ValueError):
+    """A change that breaks a rule; the message is shown to the person who asked for it."""
+
+
+def validate_namespace_name(name: str) -> str | None:
+    if not name:
+        return "a namespace name is required"
+    if len(name) > NAMESPACE_MAX:
+        return f"a namespace name has at most {NAMESPACE_MAX} characters"
+    if not NAMESPACE_NAME_RE.fullmatch(name):
+        return (
+            f"invalid namespace name {name!r}: lowercase letters and digits, separated by "
+            "'_', '__' or dashes (no dots: docker would read them as a registry host)"
+        )
+    return None
+
+
+def validate_visibility(
+    kind: NamespaceKind | str | None, visibility: Visibility | str
+) -> str | None:
+    try:
+        visibility = Visibility(visibility)
+    except ValueError:
+        return f"unknown visibility {visibility!r}: public, protected or private"
+    if kind == NamespaceKind.GLOBAL and visibility == Visibility.PRIVATE:
+        return "the global namespace cannot be private: it is public or protected"
+    return None
+
+
+def parse_role(role: str) -> Role:
+    try:
+        return Role(role)
+    except ValueError:
+        raise ManagementError(f"unknown role {role!r}: viewer, contributor or owner") from None
+
+
+def _check(problem: str | None) -> None:
+    if problem:
+        raise ManagementError(problem)
+
+
+def find_namespace(session: Session, name: str) -> Namespace:
+    namespace = session.scalar(select(Namespace).where(Namespace.name == name))
+    if namespace is None:
+        raise ManagementError(f"no namespace named {name!r}")
+    return namespace
+
+
+def find_user(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise ManagementError(f"no user named {username!r}")
+    return user
+
+
+def find_team(session: Session, name: str) -> Team:
+    team = session.scalar(select(Team).where(Team.name == name))
+    if team is None:
+        raise ManagementError(f"no team named {name!r}")
+    return team
+
+
+def create_namespace(
+    session: Session,
+    name: str,
+    *,
+    visibility: Visibility | str = Visibility.PRIVATE,
+    description: str = "",
+    kind: NamespaceKind = NamespaceKind.TEAM,
+) -> Namespace:
+    _check(validate_namespace_name(name))
+    _check(validate_visibility(kind, visibility))
+    if session.scalar(select(Namespace.id).where(Namespace.name == name)) is not None:
+        raise ManagementError(f"a namespace named {name!r} already exists")
+    namespace = Namespace(
+        name=name, visibility=Visibility(visibility), description=description, kind=kind
+    )
+    session.add(namespace)
+    session.flush()
+    return namespace
+
+
+def set_visibility(session: Session, name: str, visibility: Visibility | str) -> Namespace:
+    namespace = find_namespace(session, name)
+    _check(validate_visibility(namespace.kind, visibility))
+    namespace.visibility = Visibility(visibility)
+    session.flush()
+    return namespace
+
+
+def ensure_global_namespace(session: Session) -> Namespace:
+    namespace = session.scalar(select(Namespace).where(Namespace.kind == NamespaceKind.GLOBAL))
+    if namespace is None:
+        namespace = Namespace(
+            name=GLOBAL_NAMESPACE,
+            kind=NamespaceKind.GLOBAL,
+            visibility=Visibility.PUBLIC,
+            description="Repositories without a namespace, e.g. 'busybox'. Owned by admins.",
+        )
+        session.add(namespace)
+        session.flush()
+    return namespace
+
+
+def create_team(session: Session, name: str, description: str = "") -> Team:
+    if not TEAM_NAME_RE.fullmatch(name or ""):
+        raise ManagementError(f"invalid team name {name!r}: letters, digits, space, '.', '_', '-'")
+    if session.scalar(select(Team.id).where(Team.name == name)) is not None:
+        raise ManagementError(f"a team named {name!r} already exists")
+    team = Team(name=name, description=description)
+    session.add(team)
+    session.flush()
+    return team
+
+
+def set_member(session: Session, team: Team, user: User, role: Role | str) -> TeamMember:
+    """Add the user to the team, or change their role in it."""
+    role = parse_role(role)
+    member = session.scalar(
+        select(TeamMember).where(TeamMember.team_id == team.id, TeamMember.user_id == user.id)
+    )
+    if member is None:
+        member = TeamMember(team=team, user=user, role=role)
+        session.add(member)
+    else:
+        if member.role == Role.OWNER and role != Role.OWNER:
+            check_keeps_an_owner(session, team, leaving=member)
+        member.role = role
+    session.flush()
+    return member
+
+
+def check_keeps_an_owner(session: Session, team: Team, leaving: TeamMember) -> None:
+    """A team whose owners are all gone could never be managed by its members again."""
+    owners = session.scalar(
+        select(func.count())
+        .select_from(TeamMember)
+        .where(
+            TeamMember.team_id == team.id,
+            TeamMember.role == Role.OWNER,
+            TeamMember.id != leaving.id,
+        )
+    )
+    if not owners:
+        raise ManagementError(f"{leaving.user.username} is the last owner of team {team.name}")
+
+
+def set_grant(
+    session: Session,
+    namespace: Namespace,
+    role: Role | str,
+    *,
+    user: User | None = None,
+    team: Team | None = None,
+) -> Grant:
+    """Give a user or a team (exactly one) a role on a namespace, or change the role it has."""
+    if (user is None) == (team is None):
+        raise ManagementError("a grant is for exactly one user or one team")
+    role = parse_role(role)
+    principal = Grant.user_id == user.id if user is not None else Grant.team_id == team.id
+    grant = session.scalar(select(Grant).where(Grant.namespace_id == namespace.id, principal))
+    if grant is None:
+        grant = Grant(namespace=namespace, user=user, team=team, role=role)
+        session.add(grant)
+    else:
+        grant.role = role
+    session.flush()
+    return grant
+
+
+def personal_namespace_name(connection: Connection, username: str) -> str:
+    """The username made valid for the registry; on a clash the first free `-2`, `-3`, ...
+
+    Deterministic: the same username against the same existing names always gives the same name.
+    """
+    base = slugify_namespace(username.replace(".", "-"))[: NAMESPACE_MAX - 8]
+    taken = set(
+        connection.scalars(
+            select(Namespace.name).where(
+                (Namespace.name == base) | Namespace.name.startswith(f"{base}-")
+            )
+        )
+    )
+    if base not in taken:
+        return base
+    suffix = 2
+    while f"{base}-{suffix}" in taken:
+        suffix += 1
+    return f"{base}-{suffix}"
+
+
+def create_personal_namespace(connection: Connection, user_id: int, username: str) -> str:
+    """Runs inside the flush that inserts the user, so it works for every way users are made."""
+    name = personal_namespace_name(connection, username)
+    namespace_id = connection.execute(
+        insert(Namespace.__table__)
+        .values(
+            name=name,
+            description=f"Personal namespace of {username}",
+            visibility=Visibility.PRIVATE.value,
+            kind=NamespaceKind.PERSONAL.value,
+            user_id=user_id,
+        )
+        .returning(Namespace.__table__.c.id)
+    ).scalar_one()
+    connection.execute(
+        insert(Grant.__table__).values(
+            namespace_id=namespace_id, user_id=user_id, role=Role.OWNER.value
+        )
+    )
+    return name

@@ -1,0 +1,49 @@
+"""What happened: every registry event received (accepted or rejected) and the activity log."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask_appbuilder import Model
+from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portus_fab.models.namespaces import utcnow
+
+
+class RegistryEventRecord(Model):
+    """One notification event. `event_id` is unique so a redelivered event is a no-op."""
+
+    __tablename__ = "portus_registry_event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    action: Mapped[str | None] = mapped_column(String(16))
+    repository: Mapped[str | None] = mapped_column(String(255), index=True)
+    tag: Mapped[str | None] = mapped_column(String(128))
+    digest: Mapped[str | None] = mapped_column(String(100))
+    media_type: Mapped[str | None] = mapped_column(String(128))
+    actor: Mapped[str | None] = mapped_column(String(128))
+    occurred_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    received_at: Mapped[dt.datetime] = mapped_column(
+        DateTime, default=utcnow, nullable=False, index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="accepted")
+    reason: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[str | None] = mapped_column(Text)
+
+
+class Activity(Model):
+    """The audit trail users and admins read: pushes, tag moves, deletes, membership changes."""
+
+    __tablename__ = "portus_activity"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, nullable=False, index=True)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    actor: Mapped[str | None] = mapped_column(String(128))
+    repository: Mapped[str | None] = mapped_column(String(255), index=True)
+    tag: Mapped[str | None] = mapped_column(String(128))
+    digest: Mapped[str | None] = mapped_column(String(100))
+    previous_digest: Mapped[str | None] = mapped_column(String(100))
+    detail: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,85 @@
+"""Repositories and tags as the registry's notifications and the workers describe them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask_appbuilder import Model
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portus_fab.models.namespaces import Namespace, utcnow
+
+
+class Repository(Model):
+    __tablename__ = "portus_repository"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True, nullable=False)
+    namespace_id: Mapped[int] = mapped_column(
+        ForeignKey("portus_namespace.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    description: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+    last_pushed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)
+    pull_count: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    last_pulled_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    namespace: Mapped[Namespace] = relationship()
+    tags: Mapped[list[Tag]] = relationship(
+        back_populates="repository", cascade="all, delete-orphan", order_by="Tag.name"
+    )
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class Tag(Model):
+    __tablename__ = "portus_tag"
+    __table_args__ = (UniqueConstraint("repository_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(
+        ForeignKey("portus_repository.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    name: Mapped[str] = mapped_column(String(128), nullable=False)
+    digest: Mapped[str] = mapped_column(String(100), nullable=False, index=True)
+    media_type: Mapped[str | None] = mapped_column(String(128))
+    pushed_by: Mapped[str | None] = mapped_column(String(128))
+    pushed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    pull_count: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    last_pulled_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # Filled by the enrich worker; `enriched_digest` says which digest the details describe, so
+    # a tag that moved is enriched again and a late worker never overwrites newer details.
+    enriched_digest: Mapped[str | None] = mapped_column(String(100))
+    enriched_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    enrich_error: Mapped[str | None] = mapped_column(Text)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    created: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    platforms: Mapped[list[str]] = mapped_column(JSON, default=list, nullable=False)
+    labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, nullable=False)
+    # Per platform image: layers (digest, size, media type), history commands, size.
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+
+    repository: Mapped[Repository] = relationship(back_populates="tags")
+
+    @property
+    def enriched(self) -> bool:
+        return self.enriched_digest == self.digest
+
+    @property
+    def reference(self) -> str:
+        return f"{self.repository.name}:{self.name}"
+
+    def __repr__(self) -> str:
+        return self.reference

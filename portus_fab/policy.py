@@ -1,0 +1,298 @@
+"""THE authorization policy. Nothing else in portus_fab decides who may do what.
+
+It answers two questions that must always agree:
+- `Policy.explain(principal, repository)`: which actions (pull, push, delete) a principal may
+  take on a repository, with the role, the grants it comes from and a reason for every refusal;
+- `Policy.visible_namespaces(principal)`: the namespaces whose repositories the principal may pull,
+  as a SQL condition every list, page, search and API answer filters with.
+
+The decision itself (`decide`) is a pure function of plain facts so that the rights table can be
+tested without a database; the methods of `Policy` only gather those facts.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Select, and_, false, or_, select, true
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from portus_fab.models import GLOBAL_NAMESPACE, Grant, Namespace, Role, TeamMember, Visibility
+from portus_fab.models.namespaces import Team
+from portus_fab.registry.names import namespace_of
+
+# The identity portus_fab uses for its own registry calls (enrichment, sync, deletes from the UI).
+# It only ever exists inside the process: no credential check can produce it.
+INTERNAL_IDENTITY = "portus-fab-internal"
+
+
+class Action(enum.StrEnum):
+    PULL = "pull"
+    PUSH = "push"
+    DELETE = "delete"
+
+
+ALL_ACTIONS = frozenset(Action)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is asking. `user_id` None and `username` None means anonymous."""
+
+    user_id: int | None = None
+    username: str | None = None
+    is_admin: bool = False
+    active: bool = True
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.username is None
+
+    def __str__(self) -> str:
+        if self.is_anonymous:
+            return "anonymous"
+        return f"{self.username} (admin)" if self.is_admin else self.username or "?"
+
+
+ANONYMOUS = Principal()
+INTERNAL = Principal(username=INTERNAL_IDENTITY, is_admin=True)
+
+
+@dataclass(frozen=True, slots=True)
+class RoleSource:
+    """One grant that reaches the principal, and the role it gives."""
+
+    role: Role
+    via: str  # "user grant" or "team devs"
+    grant_role: Role
+    member_role: Role | None = None  # the principal's role in the team, for team grants
+
+    def __str__(self) -> str:
+        if self.member_role is None:
+            return f"{self.role} through {self.via}"
+        return (
+            f"{self.role} through {self.via} "
+            f"(team grant {self.grant_role}, member as {self.member_role})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceFacts:
+    name: str
+    visibility: Visibility
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: Action
+    allowed: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    principal: Principal
+    repository: str
+    namespace: NamespaceFacts | None
+    namespace_name: str
+    role: Role | None
+    sources: tuple[RoleSource, ...]
+    decisions: tuple[Decision, ...] = field(default=())
+
+    @property
+    def allowed(self) -> frozenset[Action]:
+        return frozenset(d.action for d in self.decisions if d.allowed)
+
+    def denial_reasons(self, asked: Iterable[Action]) -> dict[Action, str]:
+        asked = set(asked)
+        return {d.action: d.reason for d in self.decisions if d.action in asked and not d.allowed}
+
+    def lines(self) -> list[str]:
+        ns = self.namespace
+        where = (
+            f"namespace {self.namespace_name} ({ns.visibility})"
+            if ns
+            else f"namespace {self.namespace_name} (does not exist)"
+        )
+        lines = [f"{self.principal} on {self.repository}: {where}"]
+        if self.role is None:
+            lines.append("effective role: none")
+        else:
+            lines.append(f"effective role: {self.role}")
+        lines.extend(f"  from {source}" for source in self.sources)
+        for decision in self.decisions:
+            verdict = "allowed" if decision.allowed else "denied"
+            lines.append(f"{decision.action}: {verdict} - {decision.reason}")
+        return lines
+
+
+def effective_role(sources: Iterable[RoleSource]) -> Role | None:
+    """The highest role over all grants that reach the principal."""
+    return max((s.role for s in sources), key=lambda r: r.rank, default=None)
+
+
+def team_role(grant_role: Role, member_role: Role) -> Role:
+    """A team grant gives each member the lower of the grant's role and their role in the team."""
+    return min(grant_role, member_role, key=lambda r: r.rank)
+
+
+def decide(
+    principal: Principal,
+    repository: str,
+    namespace: NamespaceFacts | None,
+    sources: tuple[RoleSource, ...],
+    *,
+    delete_by_contributors: bool,
+    namespace_name: str | None = None,
+) -> Explanation:
+    """The rights table. Pure: every fact it needs is an argument."""
+    role = effective_role(sources)
+
+    def rule(action: Action) -> Decision:
+        if not principal.active:
+            return Decision(action, False, "the account is disabled")
+        if namespace is None:
+            if principal.is_admin and action != Action.PUSH:
+                return Decision(action, True, "admin")
+            return Decision(
+                action,
+                False,
+                f"namespace '{namespace_name}' does not exist: an admin must create it first",
+            )
+        if principal.is_admin:
+            return Decision(action, True, "admin")
+        if role is not None:
+            by_role = _ROLE_RIGHTS[role]
+            if action in by_role or (
+                action == Action.DELETE and role == Role.CONTRIBUTOR and delete_by_contributors
+            ):
+                return Decision(action, True, f"role {role}")
+        if action == Action.PULL:
+            if namespace.visibility == Visibility.PUBLIC:
+                return Decision(action, True, "the namespace is public")
+            if namespace.visibility == Visibility.PROTECTED and not principal.is_anonymous:
+                return Decision(action, True, "the namespace is protected and you are logged in")
+            if principal.is_anonymous:
+                return Decision(action, False, f"the namespace is {namespace.visibility}: log in")
+            return Decision(action, False, f"no role on {namespace.visibility} namespace")
+        if principal.is_anonymous:
+            return Decision(action, False, "anonymous users may only pull")
+        if role is None:
+            return Decision(action, False, f"no role on namespace '{namespace.name}'")
+        needed = (
+            "contributor or owner"
+            if action == Action.PUSH
+            else "owner (contributors may not delete here)"
+        )
+        return Decision(action, False, f"role {role} may not {action}: needs {needed}")
+
+    decisions = [rule(action) for action in Action]
+    return Explanation(
+        principal=principal,
+        repository=repository,
+        namespace=namespace,
+        namespace_name=namespace.name if namespace else (namespace_name or "?"),
+        role=role,
+        sources=sources,
+        decisions=tuple(decisions),
+    )
+
+
+_ROLE_RIGHTS: dict[Role, frozenset[Action]] = {
+    Role.OWNER: ALL_ACTIONS,
+    Role.CONTRIBUTOR: frozenset({Action.PULL, Action.PUSH}),
+    Role.VIEWER: frozenset({Action.PULL}),
+}
+
+
+def namespace_name_of(repository: str) -> str:
+    """The namespace a repository lives in: its first path segment, or the global one."""
+    return namespace_of(repository) or GLOBAL_NAMESPACE
+
+
+class Policy:
+    """Gathers facts from the database for `decide` and writes the visibility filter."""
+
+    def __init__(self, session: Session, *, delete_by_contributors: bool = False) -> None:
+        self.session = session
+        self.delete_by_contributors = delete_by_contributors
+
+    def explain(self, principal: Principal, repository: str) -> Explanation:
+        name = namespace_name_of(repository)
+        namespace = self.session.execute(
+            select(Namespace.id, Namespace.name, Namespace.visibility).where(Namespace.name == name)
+        ).one_or_none()
+        facts = None if namespace is None else NamespaceFacts(namespace.name, namespace.visibility)
+        sources: tuple[RoleSource, ...] = ()
+        if namespace is not None and principal.user_id is not None:
+            sources = self.role_sources(principal.user_id, namespace.id)
+        return decide(
+            principal,
+            repository,
+            facts,
+            sources,
+            delete_by_contributors=self.delete_by_contributors,
+            namespace_name=name,
+        )
+
+    def allowed_actions(self, principal: Principal, repository: str) -> frozenset[Action]:
+        return self.explain(principal, repository).allowed
+
+    def role_sources(self, user_id: int, namespace_id: int) -> tuple[RoleSource, ...]:
+        """Every grant on the namespace that reaches the user, directly or through a team."""
+        member = TeamMember.__table__.alias("member")
+        rows = self.session.execute(
+            select(Grant.role, Grant.team_id, Team.name, member.c.role)
+            .outerjoin(Team, Team.id == Grant.team_id)
+            .outerjoin(member, and_(member.c.team_id == Grant.team_id, member.c.user_id == user_id))
+            .where(
+                Grant.namespace_id == namespace_id,
+                or_(Grant.user_id == user_id, member.c.user_id.is_not(None)),
+            )
+        ).all()
+        sources = []
+        for grant_role, team_id, team_name, member_role in rows:
+            if team_id is None:
+                sources.append(RoleSource(grant_role, "user grant", grant_role))
+            else:
+                member_role = Role(member_role)
+                sources.append(
+                    RoleSource(
+                        team_role(grant_role, member_role),
+                        f"team {team_name}",
+                        grant_role,
+                        member_role,
+                    )
+                )
+        return tuple(sorted(sources, key=lambda s: (-s.role.rank, s.via)))
+
+    @staticmethod
+    def visible_namespaces(principal: Principal) -> ColumnElement[bool]:
+        """SQL condition on Namespace: the namespaces whose repositories the principal may pull.
+
+        Mirrors `decide` for Action.PULL: admin -> all; any role -> yes; otherwise by visibility.
+        """
+        if not principal.active:
+            return false()
+        if principal.is_admin:
+            return true()
+        visible = [Namespace.visibility == Visibility.PUBLIC]
+        if not principal.is_anonymous:
+            visible.append(Namespace.visibility == Visibility.PROTECTED)
+        if principal.user_id is not None:
+            visible.append(Namespace.id.in_(granted_namespace_ids(principal.user_id)))
+        return or_(*visible)
+
+
+def granted_namespace_ids(user_id: int) -> Select[tuple[int]]:
+    """Namespaces where the user holds any role, directly or through a team."""
+    direct = select(Grant.namespace_id).where(Grant.user_id == user_id)
+    through_team = (
+        select(Grant.namespace_id)
+        .join(TeamMember, TeamMember.team_id == Grant.team_id)
+        .where(TeamMember.user_id == user_id)
+    )
+    return direct.union(through_team)

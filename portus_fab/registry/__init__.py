@@ -1,0 +1,1 @@
+"""Talking to the registry: HTTP client, notification parser, manifest interpretation."""

@@ -1,0 +1,229 @@
+"""Every portus_fab setting in one table: name, default, meaning.
+
+A setting is read from the Flask config first (an existing FAB app may set it there), then from the
+environment variable of the same name, then from its default. Defaults that depend on other settings
+(the database inside the data dir, the service name from the registry URL) are derived here, once.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_PORT = 5080
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True, slots=True)
+class SettingSpec:
+    name: str
+    default: str | None
+    parse: Callable[[Any], Any]
+    meaning: str
+
+
+# The README's settings table is generated from (and tested against) this tuple.
+SPECS: tuple[SettingSpec, ...] = (
+    SettingSpec(
+        "PORTUS_DATA_DIR", "./instance", str, "where SQLite, generated keys and secrets live"
+    ),
+    SettingSpec(
+        "PORTUS_DATABASE_URL",
+        None,
+        str,
+        "SQLAlchemy URL (default: SQLite file `portus.db` in the data dir)",
+    ),
+    SettingSpec(
+        "PORTUS_SECRET_KEY",
+        None,
+        str,
+        "Flask secret (default: generated once, kept in the data dir)",
+    ),
+    SettingSpec("PORTUS_HOST", "127.0.0.1", str, "where `python run.py` listens"),
+    SettingSpec("PORTUS_PORT", str(DEFAULT_PORT), int, "port `python run.py` listens on"),
+    SettingSpec(
+        "PORTUS_PUBLIC_URL",
+        None,
+        str,
+        "base URL clients and the registry use to reach portus_fab (default: http://HOST:PORT)",
+    ),
+    SettingSpec(
+        "PORTUS_REGISTRY_URL",
+        "http://127.0.0.1:5000",
+        str,
+        "base URL portus_fab uses to reach the registry API",
+    ),
+    SettingSpec(
+        "PORTUS_REGISTRY_CA",
+        None,
+        str,
+        "CA bundle to verify the registry's TLS certificate (default: system CAs)",
+    ),
+    SettingSpec(
+        "PORTUS_REGISTRY_SERVICE",
+        None,
+        str,
+        "the registry's `auth.token.service`, the token `aud` "
+        "(default: host:port of the registry URL)",
+    ),
+    SettingSpec("PORTUS_TOKEN_ISSUER", "portus_fab", str, "the token `iss`"),
+    SettingSpec(
+        "PORTUS_TOKEN_TTL",
+        "900",
+        int,
+        "token lifetime in seconds (at least 900: long pushes fail on expiry)",
+    ),
+    SettingSpec(
+        "PORTUS_TOKEN_KEY",
+        None,
+        str,
+        "PEM private key signing tokens, RSA or EC (default: generated in the data dir)",
+    ),
+    SettingSpec(
+        "PORTUS_TOKEN_CERT",
+        None,
+        str,
+        "PEM certificate of that key (default: generated in the data dir)",
+    ),
+    SettingSpec(
+        "PORTUS_WEBHOOK_SECRET",
+        None,
+        str,
+        "bearer secret the registry sends with notifications "
+        "(default: generated once, kept in the data dir)",
+    ),
+    SettingSpec(
+        "PORTUS_DELETE_BY_CONTRIBUTORS",
+        "false",
+        _bool,
+        "contributors may delete images, not only owners",
+    ),
+    SettingSpec(
+        "PORTUS_CREDENTIAL_CACHE_TTL",
+        "60",
+        int,
+        "seconds a verified password is remembered by the token endpoint (0: off)",
+    ),
+    SettingSpec(
+        "PORTUS_BROKER_URL",
+        None,
+        str,
+        "Celery broker, e.g. redis://host:6379/0 (default: an SQLite broker "
+        "in the data dir, for the embedded mode)",
+    ),
+    SettingSpec(
+        "PORTUS_ANONYMOUS_BROWSE",
+        "true",
+        _bool,
+        "anonymous visitors may browse public repositories",
+    ),
+)
+
+SETTING_NAMES = frozenset(spec.name for spec in SPECS)
+
+
+def _raw(config: Mapping[str, Any], name: str, default: str | None) -> Any:
+    value = config.get(name)
+    if value is None or value == "":
+        value = os.environ.get(name) or default
+    return value
+
+
+def persistent_secret(data_dir: str | os.PathLike[str], name: str) -> str:
+    """A random secret created on first use and kept (owner-readable only) in the data dir."""
+    path = Path(data_dir) / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    host: str
+    port: int
+    public_url: str
+    registry_url: str
+    registry_ca: str | None
+    registry_service: str
+    token_issuer: str
+    token_ttl: int
+    token_key: str | None
+    token_cert: str | None
+    webhook_secret: str
+    delete_by_contributors: bool
+    credential_cache_ttl: int
+    broker_url: str
+    anonymous_browse: bool
+
+    @property
+    def token_realm(self) -> str:
+        return f"{self.public_url}/v2/token"
+
+    @property
+    def webhook_url(self) -> str:
+        return f"{self.public_url}/v2/webhooks/events"
+
+    @property
+    def registry_host(self) -> str:
+        """host:port clients put in front of image names (`docker pull HOST/ns/repo`)."""
+        return urlsplit(self.registry_url).netloc
+
+    @classmethod
+    def load(cls, config: Mapping[str, Any]) -> Settings:
+        raw = {spec.name: _raw(config, spec.name, spec.default) for spec in SPECS}
+        value = {
+            spec.name: None if raw[spec.name] is None else spec.parse(raw[spec.name])
+            for spec in SPECS
+        }
+        data_dir = Path(value["PORTUS_DATA_DIR"]).resolve()
+        host, port = value["PORTUS_HOST"], value["PORTUS_PORT"]
+        registry_url = value["PORTUS_REGISTRY_URL"].rstrip("/")
+        if value["PORTUS_TOKEN_TTL"] < 60:
+            raise ValueError("PORTUS_TOKEN_TTL must be at least 60 seconds (registry leeway)")
+        return cls(
+            data_dir=data_dir,
+            database_url=value["PORTUS_DATABASE_URL"] or f"sqlite:///{data_dir / 'portus.db'}",
+            host=host,
+            port=port,
+            public_url=(value["PORTUS_PUBLIC_URL"] or f"http://{host}:{port}").rstrip("/"),
+            registry_url=registry_url,
+            registry_ca=value["PORTUS_REGISTRY_CA"],
+            registry_service=value["PORTUS_REGISTRY_SERVICE"] or urlsplit(registry_url).netloc,
+            token_issuer=value["PORTUS_TOKEN_ISSUER"],
+            token_ttl=value["PORTUS_TOKEN_TTL"],
+            token_key=value["PORTUS_TOKEN_KEY"],
+            token_cert=value["PORTUS_TOKEN_CERT"],
+            webhook_secret=value["PORTUS_WEBHOOK_SECRET"]
+            or persistent_secret(data_dir, "webhook_secret"),
+            delete_by_contributors=value["PORTUS_DELETE_BY_CONTRIBUTORS"],
+            credential_cache_ttl=value["PORTUS_CREDENTIAL_CACHE_TTL"],
+            broker_url=value["PORTUS_BROKER_URL"] or f"sqla+sqlite:///{data_dir / 'broker.db'}",
+            anonymous_browse=value["PORTUS_ANONYMOUS_BROWSE"],
+        )
+
+
+def flask_config_from_environment() -> dict[str, Any]:
+    """The Flask settings a standalone app derives from PORTUS_* (used by config.py)."""
+    settings = Settings.load({})
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "SQLALCHEMY_DATABASE_URI": settings.database_url,
+        "SECRET_KEY": os.environ.get("PORTUS_SECRET_KEY")
+        or persistent_secret(settings.data_dir, "secret_key"),
+        **{name: os.environ[name] for name in SETTING_NAMES if os.environ.get(name)},
+    }

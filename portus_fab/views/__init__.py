@@ -1,0 +1,16 @@
+"""Protocol surfaces only: each parses input, calls the core and renders the protocol's answer."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_appbuilder import AppBuilder
+
+from portus_fab.views.token import token_blueprint
+
+
+def register_views(appbuilder: AppBuilder, app: Flask) -> None:
+    app.register_blueprint(token_blueprint)
+    # The registry and docker clients post without a browser session: no CSRF token to send.
+    csrf = app.extensions.get("csrf")
+    if csrf is not None:
+        csrf.exempt(token_blueprint)

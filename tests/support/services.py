@@ -1,0 +1,229 @@
+"""Real processes for end-to-end tests: a generic managed process, a registry and Redis."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Self
+
+from .wait import free_port, wait_until
+
+STOP_TIMEOUT = 10.0
+
+
+class ServiceError(RuntimeError):
+    """A managed process failed to start; the message ends with the tail of its log."""
+
+
+class Process:
+    """A child process in its own process group, output appended to ``log_path``.
+
+    ``start()`` returns once ``ready()`` returns a truthy value (exceptions mean "not yet");
+    ``stop()`` sends SIGTERM to the whole group, then SIGKILL after ``STOP_TIMEOUT`` seconds.
+    A stopped process can be started again.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        args: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        log_dir: Path | None = None,
+        ready: Callable[[], object] | None = None,
+        startup_timeout: float = 15,
+    ) -> None:
+        self.name = name
+        self.args = list(args)
+        self.env = dict(env or {})
+        self.cwd = cwd
+        directory = log_dir or Path(tempfile.mkdtemp(prefix=f'{name}-'))
+        self.log_path = directory / f'{name}.log'
+        self.ready = ready
+        self.startup_timeout = startup_timeout
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._popen.pid if self._popen else None
+
+    @property
+    def running(self) -> bool:
+        return self._popen is not None and self._popen.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors='replace')
+        except FileNotFoundError:
+            return ''
+        return '\n'.join(text.splitlines()[-lines:])
+
+    def start(self) -> Self:
+        if self.running:
+            raise ServiceError(f'{self.name} is already running (pid {self.pid})')
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open('ab')
+        self._popen = subprocess.Popen(
+            self.args,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=self.cwd,
+            env={**os.environ, **self.env},
+            start_new_session=True,
+        )
+        popen = self._popen
+        # Stop polling as soon as the process dies; the exit is reported below.
+        try:
+            wait_until(
+                lambda: popen.poll() is not None or (self.ready is None or self.ready()),
+                timeout=self.startup_timeout,
+                message=f'{self.name} did not become ready',
+            )
+        except AssertionError as exc:
+            self.stop()
+            raise ServiceError(self._failure(str(exc))) from exc
+        if popen.poll() is not None:
+            self.stop()
+            raise ServiceError(self._failure(f'{self.name} exited with code {popen.returncode}'))
+        return self
+
+    def stop(self) -> None:
+        popen, self._popen = self._popen, None
+        if popen is not None:
+            # The group outlives its leader if children linger, so signal it even after an exit.
+            self._signal_group(popen.pid, signal.SIGTERM)
+            try:
+                popen.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self._signal_group(popen.pid, signal.SIGKILL)
+                popen.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @staticmethod
+    def _signal_group(pgid: int, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, sig)
+
+    def _failure(self, reason: str) -> str:
+        return f'{reason}\n--- {self.log_path} (tail) ---\n{self.log_tail()}'
+
+
+def registry_base_config(port: int, storage_dir: Path) -> dict[str, Any]:
+    """A plain docker-registry config (no auth): filesystem storage with deletes enabled."""
+    return {
+        'version': 0.1,
+        'log': {'level': 'info'},
+        'storage': {
+            'filesystem': {'rootdirectory': str(storage_dir)},
+            'delete': {'enabled': True},
+        },
+        'http': {'addr': f'127.0.0.1:{port}'},
+        'health': {'storagedriver': {'enabled': False}},
+    }
+
+
+_ADDR = re.compile(r'''["']?addr["']?\s*:\s*["']?[\w.\-]*:(\d+)''')
+
+
+class Registry(Process):
+    """``docker-registry serve config.yml`` run in ``workdir``.
+
+    PyYAML is not a dependency, so callers write the config as JSON (``json.dumps`` of
+    ``registry_base_config(...)`` plus their additions): JSON is valid YAML. The port is read from
+    ``http.addr``, which must be set.
+    """
+
+    def __init__(self, config_yaml: str, workdir: Path, *, startup_timeout: float = 15) -> None:
+        match = _ADDR.search(config_yaml)
+        if match is None:
+            raise ValueError('registry config must set http.addr to HOST:PORT')
+        self.port = int(match.group(1))
+        self.workdir = workdir
+        self.config_path = workdir / 'config.yml'
+        self.config_yaml = config_yaml
+        super().__init__(
+            'registry',
+            ['docker-registry', 'serve', str(self.config_path)],
+            cwd=workdir,
+            log_dir=workdir,
+            ready=self._answers,
+            startup_timeout=startup_timeout,
+        )
+
+    @property
+    def host(self) -> str:
+        return f'127.0.0.1:{self.port}'
+
+    @property
+    def url(self) -> str:
+        return f'http://{self.host}'
+
+    def start(self) -> Self:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(self.config_yaml)
+        return super().start()
+
+    def _answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(f'{self.url}/v2/', timeout=2) as response:
+                return bool(response.status == 200)
+        except urllib.error.HTTPError as exc:
+            return exc.code == 401
+
+
+class Redis(Process):
+    """A throw-away ``redis-server`` without persistence; keeps its port across restarts."""
+
+    def __init__(self, workdir: Path, *, port: int | None = None) -> None:
+        self.port = port or free_port()
+        workdir.mkdir(parents=True, exist_ok=True)
+        super().__init__(
+            'redis',
+            [
+                'redis-server',
+                '--port', str(self.port),
+                '--bind', '127.0.0.1',
+                '--save', '',
+                '--appendonly', 'no',
+                '--dir', str(workdir),
+            ],
+            cwd=workdir,
+            log_dir=workdir,
+            ready=self.ping,
+        )
+
+    @property
+    def url(self) -> str:
+        return f'redis://127.0.0.1:{self.port}/0'
+
+    def ping(self) -> bool:
+        """True when the server answers a raw RESP PING."""
+        with socket.create_connection(('127.0.0.1', self.port), timeout=1) as sock:
+            sock.sendall(b'PING\r\n')
+            return sock.recv(64).startswith(b'+PONG')

@@ -1,0 +1,105 @@
+"""The real thing: portus_fab served over HTTP, a `docker-registry` configured from the output of
+`flask portus registry-config --full`, and skopeo as the client."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from tests.conftest import make_app
+from tests.support.oci import build_image_layout
+from tests.support.services import Registry
+from tests.support.skopeo import Skopeo
+from tests.support.wait import free_port
+
+pytestmark = pytest.mark.e2e
+
+
+class ServedApp:
+    """A portus_fab app answering on a loopback port from a background thread."""
+
+    def __init__(self, app: Flask, port: int) -> None:
+        self.app = app
+        self.url = f"http://127.0.0.1:{port}"
+        self._server: BaseWSGIServer = make_server("127.0.0.1", port, app, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> ServedApp:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._thread.join(10)
+        self._server.server_close()
+
+
+@dataclass
+class Stack:
+    app: Flask
+    portus_url: str
+    registry: Registry
+    workdir: Path
+
+    def skopeo(self, name: str) -> Skopeo:
+        """A skopeo with its own auth file (a separate 'machine' per user)."""
+        directory = self.workdir / "skopeo" / name
+        directory.mkdir(parents=True, exist_ok=True)
+        return Skopeo(self.registry.host, directory)
+
+    def cli(self, *args: str) -> Any:
+        result = self.app.test_cli_runner().invoke(args=list(args))
+        return result
+
+
+def start_stack(template_dir: Path, workdir: Path, **overrides: Any) -> Iterator[Stack]:
+    app_port, registry_port = free_port(), free_port()
+    app = make_app(
+        template_dir,
+        workdir / "data",
+        PORTUS_PUBLIC_URL=f"http://127.0.0.1:{app_port}",
+        PORTUS_REGISTRY_URL=f"http://127.0.0.1:{registry_port}",
+        **overrides,
+    )
+    with app.app_context():
+        result = app.test_cli_runner().invoke(
+            args=[
+                "portus",
+                "registry-config",
+                "--full",
+                "--storage",
+                str(workdir / "storage"),
+                "--write-cert",
+                str(workdir / "registry" / "portus.crt"),
+            ]
+        )
+        assert result.exit_code == 0, result.output
+        app.appbuilder.session.remove()
+    registry = Registry(result.output, workdir / "registry")
+    with ServedApp(app, app_port) as served, registry:
+        yield Stack(app, served.url, registry, workdir)
+
+
+@pytest.fixture(scope="module")
+def stack(template_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    yield from start_stack(template_dir, tmp_path_factory.mktemp("stack"))
+
+
+@pytest.fixture(scope="session")
+def image_layout(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A small single-platform OCI layout, as `oci:DIR:TAG` for skopeo copy."""
+    path = tmp_path_factory.mktemp("layout")
+    build_image_layout(
+        path,
+        "v1",
+        files={"hello.txt": b"hello portus_fab\n"},
+        labels={"org.opencontainers.image.title": "hello"},
+    )
+    return f"{path}:v1"

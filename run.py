@@ -1,11 +1,20 @@
-"""The standalone portus_fab application: `python run.py` serves it, `flask --app run ...` runs
-its CLI (FAB's `fab` commands and portus_fab's `portus` commands)."""
+"""The standalone portus_fab application.
+
+- `python run.py` serves it and, on the embedded defaults, starts a Celery worker with the beat
+  scheduler beside it (broker: an SQLite file in the data dir), so enrichment happens there too.
+- `flask --app run ...` runs its CLI (FAB's `fab` commands and portus_fab's `portus` commands).
+- `celery -A run:celery_app worker` runs a worker on its own (production, with Redis).
+"""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+from celery import Celery
 from flask import Flask
 from flask_appbuilder import AppBuilder
 from flask_appbuilder.models.sqla.base import SQLA
@@ -24,10 +33,40 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
+def __getattr__(name: str) -> Celery:
+    # `celery -A run:celery_app` looks the attribute up: build the app only then, not on import.
+    if name == "celery_app":
+        return create_app().extensions["celery"]
+    raise AttributeError(name)
+
+
+def start_embedded_worker() -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "run:celery_app",
+        "worker",
+        "--beat",
+        "--pool",
+        "solo",
+        "--loglevel",
+        "INFO",
+    ]
+    return subprocess.Popen(command, cwd=Path(__file__).resolve().parent)
+
+
 def main() -> None:
     app = create_app()
     settings = app.extensions["portus_fab"].settings
-    app.run(host=settings.host, port=settings.port, threaded=True)
+    worker = start_embedded_worker() if settings.embedded_worker else None
+    try:
+        app.run(host=settings.host, port=settings.port, threaded=True, use_reloader=False)
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(15)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from portus_fab import hooks
 from portus_fab.core import EXTENSION, Portus
 from portus_fab.management import ensure_global_namespace
 from portus_fab.models import portus_tables
+from portus_fab.tasks import celery_init_app
 
 __all__ = ["PortusManager"]
 
@@ -22,7 +23,9 @@ class PortusManager(BaseManager):
 
     def pre_process(self) -> None:
         app = current_app._get_current_object()
-        app.extensions[EXTENSION] = Portus.create(app)
+        core = app.extensions[EXTENSION] = Portus.create(app)
+        settings = core.settings
+        celery_init_app(app, settings.broker_url, settings.sweep_interval, settings.sync_interval)
         hooks.install()
         session = self.appbuilder.session
         engine = session.get_bind()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,10 +13,11 @@ import click
 import yaml
 from flask.cli import AppGroup
 
-from portus_fab import management
+from portus_fab import management, reporting
 from portus_fab.auth.credentials import load_user, principal_for
 from portus_fab.core import portus
 from portus_fab.models import Visibility
+from portus_fab.registry.errors import RegistryError
 from portus_fab.registry.names import validate_repository_name
 from portus_fab.registry_config import auth_and_notifications, complete_config
 
@@ -176,3 +178,73 @@ def grant(namespace: str, username: str | None, team_name: str | None, role: str
     click.echo(
         f"{'user ' + username if username else 'team ' + str(team_name)} is {role} on {namespace}"
     )
+
+
+@portus_cli.command("sync")
+@click.option("--dry-run", is_flag=True, help="Show what would change, change nothing.")
+def sync_command(dry_run: bool) -> None:
+    """Make portus_fab's repositories and tags match the registry's catalog."""
+    from portus_fab.sync import sync_catalog
+    from portus_fab.tasks import enqueue_enrich
+
+    core = portus()
+
+    def track(names: list[str]) -> Iterator[str]:
+        with click.progressbar(names, label="repositories", file=sys.stderr) as bar:
+            yield from bar
+
+    try:
+        report = sync_catalog(core.session, core.registry_client(), dry_run=dry_run, track=track)
+    except RegistryError as error:
+        raise click.ClickException(f"cannot read the registry catalog: {error}") from None
+    prefix = "would " if dry_run else ""
+    for label, items in (
+        ("adopt namespace", report.namespaces_adopted),
+        ("add repository", report.repositories_added),
+        ("remove repository", report.repositories_removed),
+        ("add tag", report.tags_added),
+        ("move tag", report.tags_moved),
+        ("remove tag", report.tags_removed),
+    ):
+        for item in items:
+            click.echo(f"{prefix}{label} {item}")
+    for name, why in report.failed.items():
+        click.echo(f"left alone {name}: {why}", err=True)
+    counts = ", ".join(
+        f"{count} {name.replace('_', ' ')}" for name, count in report.counts().items()
+    )
+    click.echo(f"{'dry run: ' if dry_run else ''}{counts}")
+    if not dry_run:
+        enqueue_enrich(report.to_enrich)
+
+
+@portus_cli.group("repo")
+def repo_group() -> None:
+    """Repositories and tags as portus_fab knows them."""
+
+
+@repo_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def repo_list(as_json: bool) -> None:
+    """Every repository with its namespace and tag count."""
+    rows = reporting.repository_rows(portus().session)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['name']}\t{row['namespace']}\t{row['tags']} tags")
+
+
+@repo_group.command("show")
+@click.argument("reference")
+@click.option("--json", "as_json", is_flag=True)
+def repo_show(reference: str, as_json: bool) -> None:
+    """What is stored about REPOSITORY or REPOSITORY:TAG."""
+    name, _, tag = reference.partition(":")
+    found = reporting.describe(portus().session, name, tag or None)
+    if found is None:
+        raise click.ClickException(f"no repository or tag {reference!r} is known")
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+    else:
+        click.echo(yaml.safe_dump(found, sort_keys=False), nl=False)

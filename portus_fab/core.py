@@ -11,8 +11,10 @@ from sqlalchemy.orm import Session
 
 from portus_fab.auth.credentials import CredentialCache
 from portus_fab.auth.keys import SigningKey, load_or_generate
+from portus_fab.auth.scopes import parse_scopes
 from portus_fab.auth.tokens import IssuedToken, issue_token
-from portus_fab.policy import Policy
+from portus_fab.policy import INTERNAL_IDENTITY, Policy
+from portus_fab.registry.client import RegistryClient
 from portus_fab.settings import Settings
 
 EXTENSION = "portus_fab"
@@ -40,6 +42,19 @@ class Portus:
     @property
     def admin_role(self) -> str:
         return current_app.config.get("AUTH_ROLE_ADMIN", "Admin")
+
+    def registry_client(self) -> RegistryClient:
+        """The client portus_fab's own work uses, with tokens issued to its internal identity."""
+
+        def token_for(scopes: list[str]) -> str:
+            access = [
+                {"type": scope.type, "name": scope.name, "actions": list(scope.actions)}
+                for scope in parse_scopes(scopes)
+            ]
+            return self.issue(INTERNAL_IDENTITY, access).token
+
+        settings = self.settings
+        return RegistryClient(settings.registry_url, token_for, verify=settings.registry_ca or True)
 
     def policy(self) -> Policy:
         return Policy(self.session, delete_by_contributors=self.settings.delete_by_contributors)

@@ -122,6 +122,24 @@ SPECS: tuple[SettingSpec, ...] = (
         "in the data dir, for the embedded mode)",
     ),
     SettingSpec(
+        "PORTUS_SWEEP_INTERVAL",
+        "60",
+        int,
+        "seconds between sweeps that re-enqueue tags never enriched",
+    ),
+    SettingSpec(
+        "PORTUS_SYNC_INTERVAL",
+        "3600",
+        int,
+        "seconds between catalog syncs with the registry (0: only `flask portus sync`)",
+    ),
+    SettingSpec(
+        "PORTUS_EMBEDDED_WORKER",
+        "true",
+        _bool,
+        "`python run.py` also starts a Celery worker and beat beside the web server",
+    ),
+    SettingSpec(
         "PORTUS_ANONYMOUS_BROWSE",
         "true",
         _bool,
@@ -168,6 +186,9 @@ class Settings:
     delete_by_contributors: bool
     credential_cache_ttl: int
     broker_url: str
+    sweep_interval: int
+    sync_interval: int
+    embedded_worker: bool
     anonymous_browse: bool
 
     @property
@@ -213,6 +234,9 @@ class Settings:
             delete_by_contributors=value["PORTUS_DELETE_BY_CONTRIBUTORS"],
             credential_cache_ttl=value["PORTUS_CREDENTIAL_CACHE_TTL"],
             broker_url=value["PORTUS_BROKER_URL"] or f"sqla+sqlite:///{data_dir / 'broker.db'}",
+            sweep_interval=value["PORTUS_SWEEP_INTERVAL"],
+            sync_interval=value["PORTUS_SYNC_INTERVAL"],
+            embedded_worker=value["PORTUS_EMBEDDED_WORKER"],
             anonymous_browse=value["PORTUS_ANONYMOUS_BROWSE"],
         )
 

@@ -37,6 +37,7 @@ def app_config(data_dir: Path, **overrides: Any) -> dict[str, Any]:
         "PORTUS_WEBHOOK_SECRET": "test-webhook-secret",
         "PORTUS_REGISTRY_URL": "http://127.0.0.1:5000",
         "FAB_PASSWORD_HASH_METHOD": FAST_HASH,
+        "PORTUS_BROKER_URL": "memory://",
         "WTF_CSRF_ENABLED": False,
         **overrides,
     }

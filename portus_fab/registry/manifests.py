@@ -28,9 +28,15 @@ MANIFEST_MEDIA_TYPES = IMAGE_MEDIA_TYPES | INDEX_MEDIA_TYPES | SCHEMA1_MEDIA_TYP
 # Without every type listed, the registry may rewrite schema2 to schema1 (another digest) or
 # refuse an OCI manifest; schema1 comes last so it is only what old images get.
 MANIFEST_ACCEPT = ", ".join(
-    [DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_MANIFEST, OCI_INDEX, SCHEMA1_SIGNED_MANIFEST,
-     SCHEMA1_MANIFEST]
-)  # fmt: skip
+    [
+        DOCKER_MANIFEST,
+        DOCKER_MANIFEST_LIST,
+        OCI_MANIFEST,
+        OCI_INDEX,
+        SCHEMA1_SIGNED_MANIFEST,
+        SCHEMA1_MANIFEST,
+    ]
+)
 BLOB_MEDIA_TYPE = "application/octet-stream"
 
 # Only these configs describe a runnable image; artifacts (Helm charts, signatures, the OCI empty

@@ -48,8 +48,8 @@ class Process:
         self.args = list(args)
         self.env = dict(env or {})
         self.cwd = cwd
-        directory = log_dir or Path(tempfile.mkdtemp(prefix=f'{name}-'))
-        self.log_path = directory / f'{name}.log'
+        directory = log_dir or Path(tempfile.mkdtemp(prefix=f"{name}-"))
+        self.log_path = directory / f"{name}.log"
         self.ready = ready
         self.startup_timeout = startup_timeout
         self._popen: subprocess.Popen[bytes] | None = None
@@ -65,16 +65,16 @@ class Process:
 
     def log_tail(self, lines: int = 40) -> str:
         try:
-            text = self.log_path.read_text(errors='replace')
+            text = self.log_path.read_text(errors="replace")
         except FileNotFoundError:
-            return ''
-        return '\n'.join(text.splitlines()[-lines:])
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
 
     def start(self) -> Self:
         if self.running:
-            raise ServiceError(f'{self.name} is already running (pid {self.pid})')
+            raise ServiceError(f"{self.name} is already running (pid {self.pid})")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open('ab')
+        self._log = self.log_path.open("ab")
         self._popen = subprocess.Popen(
             self.args,
             stdin=subprocess.DEVNULL,
@@ -90,14 +90,14 @@ class Process:
             wait_until(
                 lambda: popen.poll() is not None or (self.ready is None or self.ready()),
                 timeout=self.startup_timeout,
-                message=f'{self.name} did not become ready',
+                message=f"{self.name} did not become ready",
             )
         except AssertionError as exc:
             self.stop()
             raise ServiceError(self._failure(str(exc))) from exc
         if popen.poll() is not None:
             self.stop()
-            raise ServiceError(self._failure(f'{self.name} exited with code {popen.returncode}'))
+            raise ServiceError(self._failure(f"{self.name} exited with code {popen.returncode}"))
         return self
 
     def stop(self) -> None:
@@ -131,24 +131,24 @@ class Process:
             os.killpg(pgid, sig)
 
     def _failure(self, reason: str) -> str:
-        return f'{reason}\n--- {self.log_path} (tail) ---\n{self.log_tail()}'
+        return f"{reason}\n--- {self.log_path} (tail) ---\n{self.log_tail()}"
 
 
 def registry_base_config(port: int, storage_dir: Path) -> dict[str, Any]:
     """A plain docker-registry config (no auth): filesystem storage with deletes enabled."""
     return {
-        'version': 0.1,
-        'log': {'level': 'info'},
-        'storage': {
-            'filesystem': {'rootdirectory': str(storage_dir)},
-            'delete': {'enabled': True},
+        "version": 0.1,
+        "log": {"level": "info"},
+        "storage": {
+            "filesystem": {"rootdirectory": str(storage_dir)},
+            "delete": {"enabled": True},
         },
-        'http': {'addr': f'127.0.0.1:{port}'},
-        'health': {'storagedriver': {'enabled': False}},
+        "http": {"addr": f"127.0.0.1:{port}"},
+        "health": {"storagedriver": {"enabled": False}},
     }
 
 
-_ADDR = re.compile(r'''["']?addr["']?\s*:\s*["']?[\w.\-]*:(\d+)''')
+_ADDR = re.compile(r"""["']?addr["']?\s*:\s*["']?[\w.\-]*:(\d+)""")
 
 
 class Registry(Process):
@@ -162,14 +162,14 @@ class Registry(Process):
     def __init__(self, config_yaml: str, workdir: Path, *, startup_timeout: float = 15) -> None:
         match = _ADDR.search(config_yaml)
         if match is None:
-            raise ValueError('registry config must set http.addr to HOST:PORT')
+            raise ValueError("registry config must set http.addr to HOST:PORT")
         self.port = int(match.group(1))
         self.workdir = workdir
-        self.config_path = workdir / 'config.yml'
+        self.config_path = workdir / "config.yml"
         self.config_yaml = config_yaml
         super().__init__(
-            'registry',
-            ['docker-registry', 'serve', str(self.config_path)],
+            "registry",
+            ["docker-registry", "serve", str(self.config_path)],
             cwd=workdir,
             log_dir=workdir,
             ready=self._answers,
@@ -178,11 +178,11 @@ class Registry(Process):
 
     @property
     def host(self) -> str:
-        return f'127.0.0.1:{self.port}'
+        return f"127.0.0.1:{self.port}"
 
     @property
     def url(self) -> str:
-        return f'http://{self.host}'
+        return f"http://{self.host}"
 
     def start(self) -> Self:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -191,7 +191,7 @@ class Registry(Process):
 
     def _answers(self) -> bool:
         try:
-            with urllib.request.urlopen(f'{self.url}/v2/', timeout=2) as response:
+            with urllib.request.urlopen(f"{self.url}/v2/", timeout=2) as response:
                 return bool(response.status == 200)
         except urllib.error.HTTPError as exc:
             return exc.code == 401
@@ -204,14 +204,19 @@ class Redis(Process):
         self.port = port or free_port()
         workdir.mkdir(parents=True, exist_ok=True)
         super().__init__(
-            'redis',
+            "redis",
             [
-                'redis-server',
-                '--port', str(self.port),
-                '--bind', '127.0.0.1',
-                '--save', '',
-                '--appendonly', 'no',
-                '--dir', str(workdir),
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
             ],
             cwd=workdir,
             log_dir=workdir,
@@ -220,10 +225,10 @@ class Redis(Process):
 
     @property
     def url(self) -> str:
-        return f'redis://127.0.0.1:{self.port}/0'
+        return f"redis://127.0.0.1:{self.port}/0"
 
     def ping(self) -> bool:
         """True when the server answers a raw RESP PING."""
-        with socket.create_connection(('127.0.0.1', self.port), timeout=1) as sock:
-            sock.sendall(b'PING\r\n')
-            return sock.recv(64).startswith(b'+PONG')
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")

@@ -1,0 +1,54 @@
+"""`POST /v2/webhooks/events`: the registry's notifications.
+
+The registry retries any answer outside 200-399 forever and holds its queue behind it, so once
+the caller is authenticated this endpoint answers 200 for whatever it receives: odd events are
+recorded as rejected (visible to admins) and skipped. It stores and enqueues; it never calls the
+registry.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from flask import Blueprint, Response, jsonify, request
+
+from portus_fab.core import portus
+from portus_fab.events import ingest
+from portus_fab.registry.notifications import parse_envelope
+from portus_fab.tasks import enqueue_enrich
+
+log = logging.getLogger(__name__)
+
+webhook_blueprint = Blueprint("portus_webhook", __name__)
+
+# Far above what a registry sends (an envelope holds a few events); bounds memory for hostile input.
+MAX_ENVELOPE_BYTES = 4 * 1024 * 1024
+
+
+def _authorized() -> bool:
+    header = request.headers.get("Authorization", "")
+    scheme, _, secret = header.partition(" ")
+    expected = portus().settings.webhook_secret
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        secret.strip().encode(), expected.encode()
+    )
+
+
+@webhook_blueprint.post("/v2/webhooks/events")
+def registry_events() -> tuple[Response, int]:
+    if not _authorized():
+        return jsonify(
+            {
+                "errors": [
+                    {"code": "UNAUTHORIZED", "message": "missing or wrong webhook bearer secret"}
+                ]
+            }
+        ), 401
+    body = request.stream.read(MAX_ENVELOPE_BYTES + 1)
+    if len(body) > MAX_ENVELOPE_BYTES:
+        body = b"<envelope larger than %d bytes>" % MAX_ENVELOPE_BYTES
+    envelope = parse_envelope(body, request.content_type)
+    result = ingest(portus().session, envelope)
+    enqueue_enrich(result.to_enrich)
+    return jsonify(result.summary()), 200

@@ -1,0 +1,300 @@
+"""The rights table of issue 2, row by row, against the pure `decide` function."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from portus_fab.models import Role, Visibility
+from portus_fab.policy import (
+    ALL_ACTIONS,
+    ANONYMOUS,
+    Action,
+    Decision,
+    NamespaceFacts,
+    Principal,
+    RoleSource,
+    decide,
+    effective_role,
+    namespace_name_of,
+    team_role,
+)
+
+PULL, PUSH, DELETE = Action.PULL, Action.PUSH, Action.DELETE
+NONE: frozenset[Action] = frozenset()
+ALL = frozenset({PULL, PUSH, DELETE})
+
+ADMIN = Principal(user_id=1, username="root", is_admin=True)
+USER = Principal(user_id=2, username="alice")
+DISABLED = Principal(user_id=3, username="gone", active=False)
+DISABLED_ADMIN = Principal(user_id=4, username="oldroot", is_admin=True, active=False)
+
+VISIBILITIES = list(Visibility)
+
+
+def ns(visibility: Visibility) -> NamespaceFacts:
+    return NamespaceFacts("team", visibility)
+
+
+def direct(role: Role) -> tuple[RoleSource, ...]:
+    return (RoleSource(role, "user grant", role),)
+
+
+def run(
+    principal: Principal,
+    visibility: Visibility | None,
+    sources: tuple[RoleSource, ...] = (),
+    *,
+    delete_by_contributors: bool = False,
+    repository: str = "team/app",
+):
+    facts = None if visibility is None else NamespaceFacts(namespace_name_of(repository), visibility)
+    return decide(
+        principal,
+        repository,
+        facts,
+        sources,
+        delete_by_contributors=delete_by_contributors,
+        namespace_name=namespace_name_of(repository),
+    )
+
+
+def check_reasons(decisions: tuple[Decision, ...]) -> None:
+    assert [d.action for d in decisions] == list(Action)
+    for decision in decisions:
+        assert isinstance(decision.reason, str)
+        assert decision.reason.strip(), decision
+
+
+# One row per line of the issue's table, on every visibility.
+TABLE = [
+    # (who, principal, sources, delete_by_contributors, {visibility: allowed})
+    ("admin", ADMIN, (), False, dict.fromkeys(VISIBILITIES, ALL)),
+    ("admin with a viewer grant", ADMIN, direct(Role.VIEWER), False, dict.fromkeys(VISIBILITIES, ALL)),
+    ("owner", USER, direct(Role.OWNER), False, dict.fromkeys(VISIBILITIES, ALL)),
+    (
+        "contributor",
+        USER,
+        direct(Role.CONTRIBUTOR),
+        False,
+        dict.fromkeys(VISIBILITIES, frozenset({PULL, PUSH})),
+    ),
+    (
+        "contributor, delete by contributors on",
+        USER,
+        direct(Role.CONTRIBUTOR),
+        True,
+        dict.fromkeys(VISIBILITIES, ALL),
+    ),
+    ("viewer", USER, direct(Role.VIEWER), False, dict.fromkeys(VISIBILITIES, frozenset({PULL}))),
+    (
+        "viewer, delete by contributors on",
+        USER,
+        direct(Role.VIEWER),
+        True,
+        dict.fromkeys(VISIBILITIES, frozenset({PULL})),
+    ),
+    (
+        "logged in, no role",
+        USER,
+        (),
+        False,
+        {
+            Visibility.PUBLIC: frozenset({PULL}),
+            Visibility.PROTECTED: frozenset({PULL}),
+            Visibility.PRIVATE: NONE,
+        },
+    ),
+    (
+        "logged in, no role, delete by contributors on",
+        USER,
+        (),
+        True,
+        {
+            Visibility.PUBLIC: frozenset({PULL}),
+            Visibility.PROTECTED: frozenset({PULL}),
+            Visibility.PRIVATE: NONE,
+        },
+    ),
+    (
+        "anonymous",
+        ANONYMOUS,
+        (),
+        False,
+        {
+            Visibility.PUBLIC: frozenset({PULL}),
+            Visibility.PROTECTED: NONE,
+            Visibility.PRIVATE: NONE,
+        },
+    ),
+    ("disabled user", DISABLED, (), False, dict.fromkeys(VISIBILITIES, NONE)),
+    ("disabled owner", DISABLED, direct(Role.OWNER), True, dict.fromkeys(VISIBILITIES, NONE)),
+    ("disabled admin", DISABLED_ADMIN, (), False, dict.fromkeys(VISIBILITIES, NONE)),
+]
+
+CASES = [
+    pytest.param(principal, sources, dbc, visibility, expected, id=f"{who}-{visibility}")
+    for who, principal, sources, dbc, by_visibility in TABLE
+    for visibility, expected in by_visibility.items()
+]
+
+
+@pytest.mark.parametrize(("principal", "sources", "dbc", "visibility", "expected"), CASES)
+def test_rights_table(
+    principal: Principal,
+    sources: tuple[RoleSource, ...],
+    dbc: bool,
+    visibility: Visibility,
+    expected: frozenset[Action],
+) -> None:
+    explanation = run(principal, visibility, sources, delete_by_contributors=dbc)
+    assert explanation.allowed == expected
+    check_reasons(explanation.decisions)
+    denied = set(Action) - expected
+    reasons = explanation.denial_reasons(Action)
+    assert set(reasons) == denied
+    assert all(reason.strip() for reason in reasons.values())
+
+
+@pytest.mark.parametrize(
+    ("repository", "namespace"),
+    [("team/app", "team"), ("team/app/sub", "team"), ("busybox", "_global")],
+)
+def test_namespace_is_first_segment(repository: str, namespace: str) -> None:
+    assert namespace_name_of(repository) == namespace
+    explanation = run(USER, Visibility.PUBLIC, repository=repository)
+    assert explanation.namespace_name == namespace
+    assert explanation.allowed == {PULL}
+
+
+@pytest.mark.parametrize(
+    ("principal", "sources", "dbc"),
+    [
+        (ADMIN, (), False),
+        (USER, direct(Role.OWNER), True),
+        (USER, direct(Role.CONTRIBUTOR), True),
+        (USER, direct(Role.VIEWER), False),
+        (USER, (), False),
+        (ANONYMOUS, (), False),
+        (DISABLED, direct(Role.OWNER), False),
+    ],
+)
+def test_missing_namespace_refuses_push_to_everyone(
+    principal: Principal, sources: tuple[RoleSource, ...], dbc: bool
+) -> None:
+    explanation = run(principal, None, sources, delete_by_contributors=dbc, repository="nope/app")
+    assert PUSH not in explanation.allowed
+    assert explanation.namespace is None
+    assert explanation.namespace_name == "nope"
+    check_reasons(explanation.decisions)
+    reason = explanation.denial_reasons([PUSH])[PUSH]
+    if principal.active:
+        assert "'nope' does not exist" in reason
+    else:
+        assert "disabled" in reason
+    # Only an admin reads (or deletes) what may be left of it in the registry.
+    expected = {PULL, DELETE} if principal.is_admin else NONE
+    assert explanation.allowed == expected
+    assert "(does not exist)" in explanation.lines()[0]
+
+
+@pytest.mark.parametrize(
+    ("grant", "member", "expected"),
+    [
+        (grant, member, min(grant, member, key=lambda r: r.rank))
+        for grant, member in itertools.product(Role, Role)
+    ],
+)
+def test_team_role_is_the_lower(grant: Role, member: Role, expected: Role) -> None:
+    assert team_role(grant, member) == expected
+    assert team_role(member, grant) == expected
+
+
+def test_team_role_explicit_examples() -> None:
+    assert team_role(Role.OWNER, Role.VIEWER) == Role.VIEWER
+    assert team_role(Role.VIEWER, Role.OWNER) == Role.VIEWER
+    assert team_role(Role.CONTRIBUTOR, Role.OWNER) == Role.CONTRIBUTOR
+    assert team_role(Role.OWNER, Role.OWNER) == Role.OWNER
+
+
+def team(grant: Role, member: Role, name: str = "devs") -> RoleSource:
+    return RoleSource(team_role(grant, member), f"team {name}", grant, member)
+
+
+@pytest.mark.parametrize(
+    ("sources", "expected_role", "expected_rights"),
+    [
+        ((), None, NONE),
+        ((team(Role.OWNER, Role.VIEWER),), Role.VIEWER, frozenset({PULL})),
+        ((team(Role.VIEWER, Role.OWNER),), Role.VIEWER, frozenset({PULL})),
+        ((team(Role.OWNER, Role.CONTRIBUTOR),), Role.CONTRIBUTOR, frozenset({PULL, PUSH})),
+        (
+            (team(Role.OWNER, Role.VIEWER, "a"), team(Role.CONTRIBUTOR, Role.OWNER, "b")),
+            Role.CONTRIBUTOR,
+            frozenset({PULL, PUSH}),
+        ),
+        (
+            (*direct(Role.VIEWER), team(Role.OWNER, Role.OWNER)),
+            Role.OWNER,
+            ALL,
+        ),
+        (
+            (team(Role.CONTRIBUTOR, Role.CONTRIBUTOR), *direct(Role.OWNER)),
+            Role.OWNER,
+            ALL,
+        ),
+        (
+            (*direct(Role.VIEWER), team(Role.CONTRIBUTOR, Role.VIEWER)),
+            Role.VIEWER,
+            frozenset({PULL}),
+        ),
+    ],
+)
+def test_effective_role_is_the_highest(
+    sources: tuple[RoleSource, ...], expected_role: Role | None, expected_rights: frozenset
+) -> None:
+    assert effective_role(sources) == expected_role
+    explanation = run(USER, Visibility.PRIVATE, sources)
+    assert explanation.role == expected_role
+    assert explanation.allowed == expected_rights
+    assert explanation.sources == sources
+    check_reasons(explanation.decisions)
+
+
+def test_all_actions_constant() -> None:
+    assert frozenset(Action) == ALL_ACTIONS == ALL
+
+
+@pytest.mark.parametrize(
+    ("principal", "sources", "visibility", "action", "fragment"),
+    [
+        (ANONYMOUS, (), Visibility.PRIVATE, PULL, "log in"),
+        (ANONYMOUS, (), Visibility.PROTECTED, PULL, "log in"),
+        (ANONYMOUS, (), Visibility.PUBLIC, PUSH, "anonymous users may only pull"),
+        (USER, (), Visibility.PRIVATE, PULL, "no role"),
+        (USER, (), Visibility.PUBLIC, PUSH, "no role on namespace 'team'"),
+        (USER, direct(Role.VIEWER), Visibility.PRIVATE, PUSH, "contributor or owner"),
+        (USER, direct(Role.CONTRIBUTOR), Visibility.PRIVATE, DELETE, "owner"),
+        (DISABLED, direct(Role.OWNER), Visibility.PUBLIC, PULL, "disabled"),
+    ],
+)
+def test_denial_reasons_say_why(
+    principal: Principal,
+    sources: tuple[RoleSource, ...],
+    visibility: Visibility,
+    action: Action,
+    fragment: str,
+) -> None:
+    reasons = run(principal, visibility, sources).denial_reasons([action])
+    assert fragment in reasons[action]
+
+
+def test_explanation_lines_name_role_and_sources() -> None:
+    sources = (team(Role.OWNER, Role.CONTRIBUTOR), *direct(Role.VIEWER))
+    lines = run(USER, Visibility.PRIVATE, sources).lines()
+    assert lines[0] == "alice on team/app: namespace team (private)"
+    assert "effective role: contributor" in lines
+    assert any("team devs" in line and "member as contributor" in line for line in lines)
+    assert any(line.startswith("push: allowed") for line in lines)
+    assert any(line.startswith("delete: denied") for line in lines)

@@ -3,8 +3,11 @@ Flask-AppBuilder add-on. Enable it by listing `portus_fab.PortusManager` in `ADD
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import current_app
 from flask_appbuilder.basemanager import BaseManager
+from sqlalchemy import Engine, event
 
 from portus_fab import hooks
 from portus_fab.core import EXTENSION, Portus
@@ -29,6 +32,8 @@ class PortusManager(BaseManager):
         hooks.install()
         session = self.appbuilder.session
         engine = session.get_bind()
+        if engine.dialect.name == "sqlite":
+            _tune_sqlite(engine)
         # FAB creates its own tables only; ours are created (if missing) here.
         portus_tables()[0].metadata.create_all(engine, tables=portus_tables())
         ensure_global_namespace(session)
@@ -42,3 +47,17 @@ class PortusManager(BaseManager):
         register_views(self.appbuilder, app)
         if "portus" not in app.cli.commands:
             app.cli.add_command(portus_cli)
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    """The embedded mode shares one SQLite file between the web server and the worker: WAL lets
+    readers go on while one writes, and a busy timeout makes writers wait instead of failing."""
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    event.listen(engine, "connect", on_connect)
+    engine.dispose()  # connections opened before the listener get the pragmas too

@@ -16,9 +16,6 @@ from portus_fab.registry.manifests import describe_manifest
 
 log = logging.getLogger(__name__)
 
-# A push is enriched by its own task within seconds; the sweep only picks up what is older.
-SWEEP_GRACE = dt.timedelta(seconds=20)
-
 
 def enrich(session: Session, client: RegistryClient, repository: str, digest: str) -> int:
     """Fetch the manifest (and configs, and an index's children) and store the details on every
@@ -49,9 +46,14 @@ def enrich(session: Session, client: RegistryClient, repository: str, digest: st
     return updated
 
 
-def sweep(session: Session, enqueue: Callable[[Iterable[tuple[str, str]]], int]) -> int:
+def sweep(
+    session: Session,
+    enqueue: Callable[[Iterable[tuple[str, str]]], int],
+    grace: dt.timedelta,
+) -> int:
     """Enqueue again every digest whose tags were never described (say the broker was down
-    when the push arrived, or a worker died mid-task). Returns how many were enqueued."""
-    pending = catalog.unenriched(session, older_than=utcnow() - SWEEP_GRACE)
+    when the push arrived, or a worker died mid-task). Only pushes older than `grace` are taken:
+    younger ones are still in their own task's hands. Returns how many were enqueued."""
+    pending = catalog.unenriched(session, older_than=utcnow() - grace)
     session.rollback()
     return enqueue(pending) if pending else 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from celery import shared_task
 
 from portus_fab import enrichment, sync
@@ -25,7 +27,9 @@ def enrich_digest(repository: str, digest: str) -> int:
 
 @shared_task(name=SWEEP)
 def sweep_unenriched() -> int:
-    return enrichment.sweep(portus().session, enqueue_enrich)
+    core = portus()
+    grace = dt.timedelta(seconds=core.settings.sweep_interval)
+    return enrichment.sweep(core.session, enqueue_enrich, grace)
 
 
 @shared_task(

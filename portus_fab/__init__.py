@@ -48,6 +48,11 @@ class PortusManager(BaseManager):
         if "portus" not in app.cli.commands:
             app.cli.add_command(portus_cli)
 
+    def post_process(self) -> None:
+        from portus_fab.roles import sync_roles
+
+        sync_roles(self.appbuilder.sm, current_app.extensions[EXTENSION].settings)
+
 
 def _tune_sqlite(engine: Engine) -> None:
     """The embedded mode shares one SQLite file between the web server and the worker: WAL lets

@@ -203,3 +203,18 @@ def unenriched(
         .limit(limit)
     ).all()
     return [(name, digest) for name, digest in rows]
+
+
+def remove_tags_by_digests(
+    session: Session, repository: Repository, digests: list[str], *, actor: str | None
+) -> list[str]:
+    """Remove the tags on each digest (a delete from the UI); the repository goes with its last
+    tag. Returns the removed tag names."""
+    removed: list[str] = []
+    for digest in digests:
+        removed += remove_tags(
+            session, repository, digest=digest, actor=actor, reason="deleted from portus_fab"
+        )
+        if repository not in session:  # its last tag went: the repository was dropped
+            break
+    return removed

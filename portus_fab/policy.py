@@ -296,3 +296,43 @@ def granted_namespace_ids(user_id: int) -> Select[tuple[int]]:
         .where(TeamMember.user_id == user_id)
     )
     return direct.union(through_team)
+
+
+def visible_namespace_ids(principal: Principal) -> Select[tuple[int]]:
+    """The ids behind `Policy.visible_namespaces`, for filtering repositories and tags."""
+    return select(Namespace.id).where(Policy.visible_namespaces(principal))
+
+
+def managed_namespaces(principal: Principal) -> ColumnElement[bool]:
+    """SQL condition on Namespace: where the principal may change description, visibility and
+    grants - admins everywhere, others where their effective role is owner (mirrors `decide`:
+    a team grant counts as owner only for the team's owners)."""
+    if not principal.active or principal.is_anonymous:
+        return false()
+    if principal.is_admin:
+        return true()
+    direct = select(Grant.namespace_id).where(
+        Grant.user_id == principal.user_id, Grant.role == Role.OWNER
+    )
+    through_team = (
+        select(Grant.namespace_id)
+        .join(TeamMember, TeamMember.team_id == Grant.team_id)
+        .where(
+            TeamMember.user_id == principal.user_id,
+            TeamMember.role == Role.OWNER,
+            Grant.role == Role.OWNER,
+        )
+    )
+    return Namespace.id.in_(direct.union(through_team))
+
+
+def managed_teams(principal: Principal) -> ColumnElement[bool]:
+    """SQL condition on Team: the teams whose members the principal may manage."""
+    if not principal.active or principal.is_anonymous:
+        return false()
+    if principal.is_admin:
+        return true()
+    owned = select(TeamMember.team_id).where(
+        TeamMember.user_id == principal.user_id, TeamMember.role == Role.OWNER
+    )
+    return Team.id.in_(owned)

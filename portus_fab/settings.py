@@ -140,6 +140,12 @@ SPECS: tuple[SettingSpec, ...] = (
         "`python run.py` also starts a Celery worker and beat beside the web server",
     ),
     SettingSpec(
+        "PORTUS_USER_ROLE",
+        "User",
+        str,
+        "FAB role given the screens every user needs (browse, manage what they own)",
+    ),
+    SettingSpec(
         "PORTUS_ANONYMOUS_BROWSE",
         "true",
         _bool,
@@ -189,6 +195,7 @@ class Settings:
     sweep_interval: int
     sync_interval: int
     embedded_worker: bool
+    user_role: str
     anonymous_browse: bool
 
     @property
@@ -237,6 +244,7 @@ class Settings:
             sweep_interval=value["PORTUS_SWEEP_INTERVAL"],
             sync_interval=value["PORTUS_SYNC_INTERVAL"],
             embedded_worker=value["PORTUS_EMBEDDED_WORKER"],
+            user_role=value["PORTUS_USER_ROLE"],
             anonymous_browse=value["PORTUS_ANONYMOUS_BROWSE"],
         )
 

@@ -7,6 +7,7 @@ fresh app over it, with no state shared between tests.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import shutil
 import tempfile
@@ -35,6 +36,7 @@ def app_config(data_dir: Path, **overrides: Any) -> dict[str, Any]:
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{data_dir / 'portus.db'}",
         "PORTUS_DATA_DIR": str(data_dir),
         "PORTUS_WEBHOOK_SECRET": "test-webhook-secret",
+        "AUTH_USER_REGISTRATION_ROLE": USER_ROLE,
         "PORTUS_REGISTRY_URL": "http://127.0.0.1:5000",
         "FAB_PASSWORD_HASH_METHOD": FAST_HASH,
         "PORTUS_BROKER_URL": "memory://",
@@ -55,9 +57,19 @@ def template_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+class IsolatedClient(FlaskClient):
+    """Each request runs with its own app context (its own `g`, login state and database
+    session), as in production, even while the test holds an app context for its own queries."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        return contextvars.Context().run(super().open, *args, **kwargs)
+
+
 def make_app(template_dir: Path, data_dir: Path, **overrides: Any) -> Flask:
     shutil.copytree(template_dir, data_dir, dirs_exist_ok=True)
-    return create_app(app_config(data_dir, FAB_UPDATE_PERMS=False, **overrides))
+    app = create_app(app_config(data_dir, FAB_UPDATE_PERMS=False, **overrides))
+    app.test_client_class = IsolatedClient
+    return app
 
 
 @pytest.fixture

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from pathlib import Path
+
+from flask import Blueprint, Flask
 from flask_appbuilder import AppBuilder
 
+from portus_fab.views.admin import register_admin_views
+from portus_fab.views.browse import BrowseView
 from portus_fab.views.token import token_blueprint
 from portus_fab.views.webhook import webhook_blueprint
 
+# Only carries portus_fab/templates into the app's template search path.
+templates_blueprint = Blueprint(
+    "portus_fab_templates",
+    __name__,
+    template_folder=str(Path(__file__).resolve().parent.parent / "templates"),
+)
+
 
 def register_views(appbuilder: AppBuilder, app: Flask) -> None:
+    app.register_blueprint(templates_blueprint)
+    appbuilder.add_view(BrowseView, "Explore", icon="fa-search")
+    register_admin_views(appbuilder)
     for blueprint in (token_blueprint, webhook_blueprint):
         app.register_blueprint(blueprint)
         # The registry and docker clients call without a browser session: no CSRF token to send.

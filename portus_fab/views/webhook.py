@@ -15,7 +15,12 @@ from flask import Blueprint, Response, jsonify, request
 
 from portus_fab.core import portus
 from portus_fab.events import ingest
-from portus_fab.registry.notifications import parse_envelope
+from portus_fab.registry.notifications import (
+    RAW_LIMIT,
+    ParsedEnvelope,
+    RejectedEvent,
+    parse_envelope,
+)
 from portus_fab.tasks import enqueue_enrich
 
 log = logging.getLogger(__name__)
@@ -47,8 +52,12 @@ def registry_events() -> tuple[Response, int]:
         ), 401
     body = request.stream.read(MAX_ENVELOPE_BYTES + 1)
     if len(body) > MAX_ENVELOPE_BYTES:
-        body = b"<envelope larger than %d bytes>" % MAX_ENVELOPE_BYTES
-    envelope = parse_envelope(body, request.content_type)
+        # Say why in the rejection: parsing a placeholder would only report "not JSON".
+        reason = f"envelope larger than {MAX_ENVELOPE_BYTES} bytes: not parsed"
+        raw = body[:RAW_LIMIT].decode("utf-8", "replace")
+        envelope = ParsedEnvelope(rejected=[RejectedEvent(None, reason, raw)])
+    else:
+        envelope = parse_envelope(body, request.content_type)
     result = ingest(portus().session, envelope)
     enqueue_enrich(result.to_enrich)
     return jsonify(result.summary()), 200

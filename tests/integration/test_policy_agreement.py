@@ -143,7 +143,12 @@ def test_agreement_on_a_hand_built_world(app: Flask) -> None:
     world = World(
         users=[(False, True), (False, True), (True, True), (False, False), (False, True)],
         teams=[{0: Role.OWNER, 1: Role.VIEWER}, {4: Role.CONTRIBUTOR}],
-        namespaces=[Visibility.PRIVATE, Visibility.PROTECTED, Visibility.PUBLIC, Visibility.PRIVATE],
+        namespaces=[
+            Visibility.PRIVATE,
+            Visibility.PROTECTED,
+            Visibility.PUBLIC,
+            Visibility.PRIVATE,
+        ],
         global_visibility=Visibility.PROTECTED,
         grants=[
             (0, "team", 0, Role.VIEWER),

@@ -314,9 +314,7 @@ def test_issued_token_verifies_with_the_certificate(fixed: tuple[bytes, str, str
 
 def test_wrong_audience_or_issuer_is_rejected() -> None:
     key = signing_key(RSA_PEM)
-    token = issue_token(
-        key, issuer=ISSUER, audience=AUDIENCE, subject="a", access=[], ttl=60
-    ).token
+    token = issue_token(key, issuer=ISSUER, audience=AUDIENCE, subject="a", access=[], ttl=60).token
     public = key.certificate.public_key()
     with pytest.raises(jwt.InvalidAudienceError):
         jwt.decode(token, public, algorithms=["RS256"], audience="other", issuer=ISSUER)

@@ -33,10 +33,6 @@ DISABLED_ADMIN = Principal(user_id=4, username="oldroot", is_admin=True, active=
 VISIBILITIES = list(Visibility)
 
 
-def ns(visibility: Visibility) -> NamespaceFacts:
-    return NamespaceFacts("team", visibility)
-
-
 def direct(role: Role) -> tuple[RoleSource, ...]:
     return (RoleSource(role, "user grant", role),)
 
@@ -49,7 +45,9 @@ def run(
     delete_by_contributors: bool = False,
     repository: str = "team/app",
 ):
-    facts = None if visibility is None else NamespaceFacts(namespace_name_of(repository), visibility)
+    facts = (
+        None if visibility is None else NamespaceFacts(namespace_name_of(repository), visibility)
+    )
     return decide(
         principal,
         repository,
@@ -71,7 +69,13 @@ def check_reasons(decisions: tuple[Decision, ...]) -> None:
 TABLE = [
     # (who, principal, sources, delete_by_contributors, {visibility: allowed})
     ("admin", ADMIN, (), False, dict.fromkeys(VISIBILITIES, ALL)),
-    ("admin with a viewer grant", ADMIN, direct(Role.VIEWER), False, dict.fromkeys(VISIBILITIES, ALL)),
+    (
+        "admin with a viewer grant",
+        ADMIN,
+        direct(Role.VIEWER),
+        False,
+        dict.fromkeys(VISIBILITIES, ALL),
+    ),
     ("owner", USER, direct(Role.OWNER), False, dict.fromkeys(VISIBILITIES, ALL)),
     (
         "contributor",

@@ -203,7 +203,9 @@ def test_one_malformed_scope_fails_the_whole_list(values: list[str]) -> None:
     ],
 )
 def test_too_many_scopes(values: list[str]) -> None:
-    with pytest.raises(ScopeError, match=rf"too many scopes: {MAX_SCOPES + 1}, at most {MAX_SCOPES}"):
+    with pytest.raises(
+        ScopeError, match=rf"too many scopes: {MAX_SCOPES + 1}, at most {MAX_SCOPES}"
+    ):
         parse_scopes(values)
 
 

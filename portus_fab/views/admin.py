@@ -1,0 +1,347 @@
+"""FAB's generated CRUD screens for access control and the registry's contents.
+
+Which screens and routes exist per role is FAB's permission system (see roles.py); which ROWS a
+user sees, on lists and on direct URLs alike, is the policy, through `PolicyFilter` base filters.
+Rule checks live in portus_fab.management; the hooks here only call them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask_appbuilder import ModelView
+from flask_appbuilder.fieldwidgets import Select2Widget
+from flask_appbuilder.models.filters import BaseFilter
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from sqlalchemy import select
+from sqlalchemy.sql.elements import ColumnElement
+from wtforms import SelectField
+from wtforms.validators import ValidationError
+
+from portus_fab import management, policy
+from portus_fab.models import (
+    Activity,
+    Grant,
+    Namespace,
+    NamespaceKind,
+    RegistryEventRecord,
+    Repository,
+    Role,
+    Tag,
+    Team,
+    TeamMember,
+    Visibility,
+)
+from portus_fab.views.principal import current_principal
+
+
+class PolicyFilter(BaseFilter):
+    """A base filter whose value is a function returning the policy's SQL condition."""
+
+    name = "allowed by the portus_fab policy"
+    arg_name = "portus_policy"
+
+    def apply(self, query: Any, condition: Callable[[], ColumnElement[bool]]) -> Any:
+        return query.filter(condition())
+
+
+def _visible_namespace_ids() -> Any:
+    return policy.visible_namespace_ids(current_principal())
+
+
+def _managed_namespace_ids() -> Any:
+    return select(Namespace.id).where(policy.managed_namespaces(current_principal()))
+
+
+def _managed_team_ids() -> Any:
+    return select(Team.id).where(policy.managed_teams(current_principal()))
+
+
+def _raise_as_form_error(check: Callable[[str], str | None]) -> Callable[[Any, Any], None]:
+    def validator(_form: Any, field: Any) -> None:
+        problem = check(field.data)
+        if problem:
+            raise ValidationError(problem)
+
+    return validator
+
+
+def _choice(enum_class: type[Any], label: str) -> Any:
+    """A select of an enum's values. FAB's own EnumField expects member NAMES in the column
+    type, while portus_fab stores the lowercase values."""
+    return SelectField(
+        label,
+        choices=[(member.value, member.value) for member in enum_class],
+        coerce=lambda value: enum_class(value) if value else None,
+        widget=Select2Widget(),
+    )
+
+
+VISIBILITY_FIELD = {"visibility": _choice(Visibility, "Visibility")}
+ROLE_FIELD = {"role": _choice(Role, "Role")}
+
+
+def _check(problem: str | None) -> None:
+    if problem:
+        raise management.ManagementError(problem)
+
+
+class NamespaceView(ModelView):
+    datamodel = SQLAInterface(Namespace)
+    list_title = "Namespaces"
+    list_columns = ["display_name", "kind", "visibility", "description", "created_at"]
+    label_columns = {"display_name": "Name"}
+    search_columns = ["name", "kind", "visibility", "description"]
+    show_columns = ["name", "kind", "visibility", "description", "user", "created_at"]
+    add_columns = ["name", "visibility", "description"]
+    edit_columns = ["visibility", "description"]
+    order_columns = ["kind", "visibility", "created_at"]
+    base_order = ("name", "asc")
+    base_filters = [["id", PolicyFilter, lambda: policy.managed_namespaces(current_principal())]]
+    validators_columns = {"name": [_raise_as_form_error(management.validate_namespace_name)]}
+    add_form_extra_fields = edit_form_extra_fields = VISIBILITY_FIELD
+    search_form_extra_fields = {**VISIBILITY_FIELD, "kind": _choice(NamespaceKind, "Kind")}
+
+    def pre_add(self, item: Namespace) -> None:
+        item.kind = NamespaceKind.TEAM
+        _check(management.validate_visibility(item.kind, item.visibility))
+        if self.datamodel.session.scalar(select(Namespace.id).where(Namespace.name == item.name)):
+            raise management.ManagementError(f"a namespace named {item.name!r} already exists")
+
+    def pre_update(self, item: Namespace) -> None:
+        _check(management.validate_visibility(item.kind, item.visibility))
+
+    def pre_delete(self, item: Namespace) -> None:
+        if item.kind == NamespaceKind.GLOBAL:
+            raise management.ManagementError("the global namespace cannot be deleted")
+        if self.datamodel.session.scalar(
+            select(Repository.id).where(Repository.namespace_id == item.id).limit(1)
+        ):
+            raise management.ManagementError(
+                f"namespace {item.name} still holds repositories: delete them first"
+            )
+
+
+class GrantView(ModelView):
+    datamodel = SQLAInterface(Grant)
+    list_title = "Grants"
+    list_columns = ["namespace", "user", "team", "role"]
+    add_columns = edit_columns = ["namespace", "user", "team", "role"]
+    search_columns = ["namespace", "user", "team", "role"]
+    add_form_extra_fields = edit_form_extra_fields = search_form_extra_fields = ROLE_FIELD
+    base_filters = [
+        ["namespace_id", PolicyFilter, lambda: Grant.namespace_id.in_(_managed_namespace_ids())]
+    ]
+    add_form_query_rel_fields = edit_form_query_rel_fields = {
+        "namespace": [["id", PolicyFilter, lambda: policy.managed_namespaces(current_principal())]]
+    }
+
+    def _validate(self, item: Grant) -> None:
+        if (item.user is None) == (item.team is None):
+            raise management.ManagementError("a grant is for exactly one user or one team")
+        principal = Grant.user_id == item.user.id if item.user else Grant.team_id == item.team.id
+        duplicate = self.datamodel.session.scalar(
+            select(Grant.id).where(
+                Grant.namespace_id == item.namespace.id, principal, Grant.id != (item.id or -1)
+            )
+        )
+        if duplicate:
+            raise management.ManagementError(
+                f"{item.principal_name} already has a grant on {item.namespace}: edit that one"
+            )
+
+    pre_add = pre_update = _validate
+
+
+class TeamMemberView(ModelView):
+    datamodel = SQLAInterface(TeamMember)
+    list_title = "Team members"
+    list_columns = ["team", "user", "role"]
+    add_columns = edit_columns = ["team", "user", "role"]
+    search_columns = ["team", "user", "role"]
+    add_form_extra_fields = edit_form_extra_fields = search_form_extra_fields = ROLE_FIELD
+    base_filters = [["team_id", PolicyFilter, lambda: TeamMember.team_id.in_(_managed_team_ids())]]
+    add_form_query_rel_fields = edit_form_query_rel_fields = {
+        "team": [["id", PolicyFilter, lambda: policy.managed_teams(current_principal())]]
+    }
+
+    def pre_add(self, item: TeamMember) -> None:
+        exists = self.datamodel.session.scalar(
+            select(TeamMember.id).where(
+                TeamMember.team_id == item.team.id, TeamMember.user_id == item.user.id
+            )
+        )
+        if exists:
+            raise management.ManagementError(
+                f"{item.user.username} is already in team {item.team.name}: edit their role"
+            )
+
+    def pre_update(self, item: TeamMember) -> None:
+        previous = self.datamodel.session.execute(
+            select(TeamMember.role).where(TeamMember.id == item.id)
+        ).scalar_one()
+        if previous == "owner" and item.role != "owner":
+            management.check_keeps_an_owner(self.datamodel.session, item.team, leaving=item)
+
+    def pre_delete(self, item: TeamMember) -> None:
+        if item.role == "owner":
+            management.check_keeps_an_owner(self.datamodel.session, item.team, leaving=item)
+
+
+class TeamView(ModelView):
+    datamodel = SQLAInterface(Team)
+    list_title = "Teams"
+    list_columns = ["name", "description", "created_at"]
+    add_columns = ["name", "description"]
+    edit_columns = ["description"]
+    search_columns = ["name", "description"]
+    base_order = ("name", "asc")
+    base_filters = [["id", PolicyFilter, lambda: policy.managed_teams(current_principal())]]
+    validators_columns = {
+        "name": [
+            _raise_as_form_error(
+                lambda name: (
+                    None
+                    if management.TEAM_NAME_RE.fullmatch(name or "")
+                    else "letters, digits, space, '.', '_' and '-', starting with a letter or digit"
+                )
+            )
+        ]
+    }
+    related_views = [TeamMemberView]
+
+    def pre_add(self, item: Team) -> None:
+        if self.datamodel.session.scalar(select(Team.id).where(Team.name == item.name)):
+            raise management.ManagementError(f"a team named {item.name!r} already exists")
+
+
+def _visible_repositories() -> ColumnElement[bool]:
+    return Repository.namespace_id.in_(_visible_namespace_ids())
+
+
+class RepositoryView(ModelView):
+    """Read-only: the registry is the source of truth. Deleting goes through the browse pages,
+    which delete in the registry itself."""
+
+    datamodel = SQLAInterface(Repository)
+    list_title = "Repositories"
+    list_columns = ["name", "namespace", "last_pushed_at", "pull_count", "last_pulled_at"]
+    search_columns = ["name", "namespace", "last_pushed_at"]
+    show_columns = [
+        "name",
+        "namespace",
+        "description",
+        "created_at",
+        "last_pushed_at",
+        "pull_count",
+        "last_pulled_at",
+    ]
+    edit_columns = ["description"]
+    base_order = ("name", "asc")
+    base_permissions = ["can_list", "can_show", "can_edit"]
+    base_filters = [["id", PolicyFilter, _visible_repositories]]
+
+    def pre_update(self, item: Repository) -> None:
+        managed = self.datamodel.session.scalar(
+            select(Namespace.id).where(
+                Namespace.id == item.namespace_id, policy.managed_namespaces(current_principal())
+            )
+        )
+        if managed is None:
+            raise management.ManagementError("only the namespace's owners edit its repositories")
+
+
+class TagView(ModelView):
+    datamodel = SQLAInterface(Tag)
+    list_title = "Tags"
+    list_columns = [
+        "repository",
+        "name",
+        "digest",
+        "size",
+        "platforms",
+        "pushed_by",
+        "pushed_at",
+        "pull_count",
+    ]
+    search_columns = ["repository", "name", "digest", "pushed_by", "pushed_at"]
+    show_columns = [
+        "repository",
+        "name",
+        "digest",
+        "media_type",
+        "size",
+        "platforms",
+        "created",
+        "labels",
+        "pushed_by",
+        "pushed_at",
+        "pull_count",
+        "last_pulled_at",
+        "enriched_at",
+        "enrich_error",
+    ]
+    base_order = ("pushed_at", "desc")
+    base_permissions = ["can_list", "can_show"]
+    base_filters = [
+        [
+            "repository_id",
+            PolicyFilter,
+            lambda: Tag.repository_id.in_(select(Repository.id).where(_visible_repositories())),
+        ]
+    ]
+
+
+class RegistryEventView(ModelView):
+    datamodel = SQLAInterface(RegistryEventRecord)
+    list_title = "Registry events"
+    list_columns = ["received_at", "status", "action", "repository", "tag", "actor", "reason"]
+    search_columns = ["status", "action", "repository", "actor", "received_at", "event_id"]
+    show_columns = [
+        "event_id",
+        "received_at",
+        "occurred_at",
+        "status",
+        "reason",
+        "action",
+        "repository",
+        "tag",
+        "digest",
+        "media_type",
+        "actor",
+        "raw",
+    ]
+    base_order = ("received_at", "desc")
+    base_permissions = ["can_list", "can_show"]
+
+
+class ActivityView(ModelView):
+    datamodel = SQLAInterface(Activity)
+    list_title = "Activity"
+    list_columns = ["at", "kind", "actor", "repository", "tag", "digest", "previous_digest"]
+    search_columns = ["kind", "actor", "repository", "tag", "at"]
+    show_columns = [
+        "at",
+        "kind",
+        "actor",
+        "repository",
+        "tag",
+        "digest",
+        "previous_digest",
+        "detail",
+    ]
+    base_order = ("at", "desc")
+    base_permissions = ["can_list", "can_show"]
+
+
+def register_admin_views(appbuilder: Any) -> None:
+    category = "Registry"
+    appbuilder.add_view(NamespaceView, "Namespaces", icon="fa-folder", category=category)
+    appbuilder.add_view(TeamView, "Teams", icon="fa-users", category=category)
+    appbuilder.add_view(TeamMemberView, "Team members", icon="fa-user", category=category)
+    appbuilder.add_view(GrantView, "Grants", icon="fa-key", category=category)
+    appbuilder.add_view(RepositoryView, "Repositories", icon="fa-archive", category=category)
+    appbuilder.add_view(TagView, "Tags", icon="fa-tag", category=category)
+    appbuilder.add_view(ActivityView, "Activity", icon="fa-history", category=category)
+    appbuilder.add_view(RegistryEventView, "Registry events", icon="fa-bell", category=category)

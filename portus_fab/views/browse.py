@@ -1,0 +1,137 @@
+"""Browsing the registry: explore, repository and tag pages, and deletes from the UI."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import abort, flash, redirect, request, url_for
+from flask_appbuilder import BaseView, expose, has_access
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
+
+from portus_fab import browsing, catalog
+from portus_fab.core import portus
+from portus_fab.models import Activity
+from portus_fab.policy import Action
+from portus_fab.registry.errors import RegistryError
+from portus_fab.views.principal import current_principal
+
+log = logging.getLogger(__name__)
+
+
+class ConfirmForm(FlaskForm):
+    """No fields: carries the CSRF token of a confirmed delete."""
+
+
+class BrowseView(BaseView):
+    route_base = "/registry"
+    default_view = "explore"
+
+    def _page(self, name: str) -> browsing.RepositoryPage:
+        core = portus()
+        page = browsing.repository_page(core.session, core.policy(), current_principal(), name)
+        if page is None:
+            abort(404)
+        return page
+
+    @expose("/")
+    @has_access
+    def explore(self) -> str:
+        core = portus()
+        try:
+            page_number = int(request.args.get("page", "1"))
+        except ValueError:
+            page_number = 1
+        page = browsing.explore(
+            core.session,
+            current_principal(),
+            query=request.args.get("q", "")[:255],
+            sort=request.args.get("sort", "name"),
+            page=page_number,
+        )
+        return self.render_template(
+            "portus_fab/explore.html",
+            page=page,
+            sorts=browsing.SORTS,
+            registry_host=core.settings.registry_host,
+        )
+
+    @expose("/repositories/<path:name>")
+    @has_access
+    def repository(self, name: str) -> str:
+        page = self._page(name)
+        return self.render_template(
+            "portus_fab/repository.html",
+            page=page,
+            registry_host=portus().settings.registry_host,
+            Action=Action,
+        )
+
+    @expose("/tags/<path:name>/<tag>")
+    @has_access
+    def tag(self, name: str, tag: str) -> str:
+        page = self._page(name)
+        found = next((t for t in page.tags if t.name == tag), None)
+        if found is None:
+            abort(404)
+        return self.render_template(
+            "portus_fab/tag.html",
+            page=page,
+            tag=found,
+            registry_host=portus().settings.registry_host,
+            Action=Action,
+        )
+
+    @expose("/delete/<path:name>", methods=["GET", "POST"])
+    @has_access
+    def delete(self, name: str) -> str | Response:
+        """Delete one tag's digest (`?tag=`) or every digest of the repository, in the registry,
+        after confirmation. Every tag sharing a digest goes with it: the registry deletes by
+        digest only."""
+        page = self._page(name)
+        access = page.access
+        if Action.DELETE not in access.allowed:
+            abort(403)
+        tag_name = request.values.get("tag")
+        targets = [t for t in page.tags if tag_name is None or t.name == tag_name]
+        if tag_name is not None and not targets:
+            abort(404)
+        digests = sorted({t.digest for t in targets})
+        sharing = sorted(t.name for t in page.tags if t.digest in digests)
+        form = ConfirmForm()
+        if request.method == "GET" or not form.validate_on_submit():
+            return self.render_template(
+                "portus_fab/confirm_delete.html",
+                page=page,
+                tag_name=tag_name,
+                digests=digests,
+                sharing=sharing,
+                form=form,
+            )
+        core = portus()
+        client = core.registry_client()
+        actor = current_principal().username
+        try:
+            for digest in digests:
+                client.delete_manifest(name, digest)
+        except RegistryError as error:
+            flash(f"The registry refused the delete: {error}", "danger")
+            return redirect(url_for("BrowseView.repository", name=name))
+        session = core.session
+        for digest in digests:
+            session.add(
+                Activity(
+                    kind="delete requested",
+                    actor=actor,
+                    repository=name,
+                    digest=digest,
+                    detail=f"tags: {', '.join(sharing)}",
+                )
+            )
+        # The registry's own delete event does the same; doing it now shows the result at once.
+        gone = catalog.remove_tags_by_digests(session, page.repository, digests, actor=actor)
+        session.commit()
+        flash(f"Deleted {', '.join(f'{name}:{t}' for t in gone)}", "success")
+        if gone and len(gone) == len(page.tags):
+            return redirect(url_for("BrowseView.explore"))
+        return redirect(url_for("BrowseView.repository", name=name))

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 import yaml
+from flask import current_app
 from flask.cli import AppGroup
 
 from portus_fab import management, reporting
@@ -93,7 +94,9 @@ def explain(username: str, repository: str) -> None:
     if problem:
         raise click.ClickException(problem)
     core = portus()
-    user = load_user(core.session, username)
+    user = load_user(
+        core.session, username, case_insensitive=current_app.appbuilder.sm.auth_username_ci
+    )
     if user is None:
         raise click.ClickException(f"no user named {username!r}")
     explanation = core.policy().explain(principal_for(user, core.admin_role), repository)

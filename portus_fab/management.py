@@ -202,7 +202,7 @@ def personal_namespace_name(connection: Connection, username: str) -> str:
 
     Deterministic: the same username against the same existing names always gives the same name.
     """
-    base = slugify_namespace(username.replace(".", "-"))[: NAMESPACE_MAX - 8]
+    base = slugify_namespace(username.replace(".", "-"))[: NAMESPACE_MAX - 8].rstrip("_-")
     taken = set(
         connection.scalars(
             select(Namespace.name).where(

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portus_fab import catalog
-from portus_fab.models import Namespace, Repository, Tag
+from portus_fab.models import Activity, Namespace, Repository, Tag
 from portus_fab.models.namespaces import utcnow
 from portus_fab.policy import namespace_name_of
 from portus_fab.registry.client import RegistryClient
@@ -85,6 +85,13 @@ def sync_catalog(
         if repository.name not in listed:
             report.repositories_removed.append(repository.name)
             report.tags_removed.extend(tag.reference for tag in repository.tags)
+            session.add(
+                Activity(
+                    kind="repository removed",
+                    repository=repository.name,
+                    detail="gone from the registry catalog (sync)",
+                )
+            )
             session.delete(repository)
     if dry_run:
         session.rollback()
@@ -132,3 +139,5 @@ def _sync_repository(
     for tag_name in sorted(set(stored) - set(digests)):
         report.tags_removed.append(f"{name}:{tag_name}")
         catalog.remove_tags(session, repository, tag_name=tag_name, reason="gone from the registry")
+    if repository not in session:  # its last tag went: the repository was dropped with it
+        report.repositories_removed.append(name)

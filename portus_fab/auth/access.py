@@ -53,7 +53,10 @@ def resolve_access(policy: Policy, principal: Principal, scopes: list[Scope]) ->
         if scope.repository not in explanations:
             explanations[scope.repository] = policy.explain(principal, scope.repository)
         granted, refused = granted_actions(explanations[scope.repository], scope.actions)
-        result.entries.append({"type": "repository", "name": scope.name, "actions": granted})
+        # The name the policy judged, never a host-prefixed variant: rights on `app` must not
+        # become rights on a registry repository literally named `my.host/app`.
+        entry = {"type": "repository", "name": scope.repository, "actions": granted}
+        result.entries.append(entry)
         result.denials.extend(
             f"{action} on {scope.repository} denied: {reason}" for action, reason in refused.items()
         )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from flask_appbuilder.security.sqla.models import Group, User
 from flask_appbuilder.security.utils import is_null_password
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 from werkzeug.security import check_password_hash
 
@@ -68,13 +68,24 @@ class CredentialCache:
             self._entries.clear()
 
 
-def load_user(session: Session, username: str) -> User | None:
-    """The user with everything the policy needs (roles, groups' roles) in constant queries."""
-    return session.scalar(
-        select(User)
-        .where(User.username == username)
-        .options(selectinload(User.roles), selectinload(User.groups).selectinload(Group.roles))
+def load_user(session: Session, username: str, *, case_insensitive: bool = True) -> User | None:
+    """The user with everything the policy needs (roles, groups' roles) in constant queries.
+
+    Matches usernames the way FAB's own login does (AUTH_USERNAME_CI, on by default), so that
+    whoever logs in to the web UI as `Alice` can `docker login -u Alice` too.
+    """
+    match = (
+        func.lower(User.username) == username.lower()
+        if case_insensitive
+        else User.username == username
     )
+    users = session.scalars(
+        select(User)
+        .where(match)
+        .limit(2)
+        .options(selectinload(User.roles), selectinload(User.groups).selectinload(Group.roles))
+    ).all()
+    return users[0] if len(users) == 1 else None  # two case variants: ambiguous, refuse
 
 
 def role_names(user: User) -> set[str]:
@@ -93,12 +104,18 @@ def principal_for(user: User, admin_role: str) -> Principal:
 
 
 def verify_password(
-    session: Session, cache: CredentialCache, username: str, password: str, fake_hash: str
+    session: Session,
+    cache: CredentialCache,
+    username: str,
+    password: str,
+    fake_hash: str,
+    *,
+    case_insensitive: bool = True,
 ) -> User | None:
     """The active user these credentials belong to, or None."""
     if not username or is_null_password(password):
         return None
-    user = load_user(session, username)
+    user = load_user(session, username, case_insensitive=case_insensitive)
     if user is None or not user.active or not user.password:
         # Spend the same time as a real check so response times do not reveal which users exist.
         check_password_hash(fake_hash, password)

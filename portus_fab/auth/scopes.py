@@ -33,11 +33,19 @@ class Scope:
         return f"{kind}:{self.name}:{','.join(self.actions)}"
 
 
-def _strip_host(name: str) -> str:
+_HOST_RE = re.compile(
+    r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
+    r"(?::[0-9]+)?"
+)
+
+
+def _strip_host(text: str, name: str) -> str:
     """Drop a leading registry host as docker reads it: a first component with '.' or ':', or
     'localhost'. So namespaces never contain dots (see management.validate_namespace_name)."""
     head, sep, rest = name.partition("/")
     if sep and ("." in head or ":" in head or head == "localhost"):
+        if not _HOST_RE.fullmatch(head):
+            raise ScopeError(f"scope {text!r}: {head!r} is not a valid registry host")
         return rest
     return name
 
@@ -70,7 +78,7 @@ def parse_scope(text: str) -> Scope:
         raise ScopeError(
             f"scope {text!r} has unknown action {unknown[0]!r}: expected pull, push, delete or *"
         )
-    repository = _strip_host(name)
+    repository = _strip_host(text, name)
     problem = validate_repository_name(repository)
     if problem:
         raise ScopeError(f"scope {text!r}: {problem}")

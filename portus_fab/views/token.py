@@ -48,11 +48,20 @@ def _authenticate() -> Principal:
         auth.username,
         auth.password or "",
         current_app.config["AUTH_DB_FAKE_PASSWORD_HASH_CHECK"],
+        case_insensitive=current_app.appbuilder.sm.auth_username_ci,
     )
     if user is None:
         log.info("token refused: bad credentials for %r", auth.username)
         raise TokenError(401, "UNAUTHORIZED", "invalid username or password")
     return principal_for(user, core.admin_role)
+
+
+def _same_user(account: str, username: str | None) -> bool:
+    if username is None:
+        return False
+    if current_app.appbuilder.sm.auth_username_ci:
+        return account.lower() == username.lower()
+    return account == username
 
 
 @token_blueprint.get("/v2/token")
@@ -73,7 +82,7 @@ def token() -> Response:
         raise TokenError(400, "INVALID_SCOPE", str(error)) from None
     principal = _authenticate()
     account = request.args.get("account")
-    if account and account != principal.username:
+    if account and not _same_user(account, principal.username):
         raise TokenError(
             401, "UNAUTHORIZED", f"account {account!r} does not match the credentials given"
         )

@@ -79,9 +79,9 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("PORTUS_TOKEN_ISSUER", "portus_fab", str, "the token `iss`"),
     SettingSpec(
         "PORTUS_TOKEN_TTL",
-        "900",
+        "1800",
         int,
-        "token lifetime in seconds (at least 900: long pushes fail on expiry)",
+        "token lifetime in seconds (60 at least; short lifetimes make long pushes fail)",
     ),
     SettingSpec(
         "PORTUS_TOKEN_KEY",

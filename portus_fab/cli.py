@@ -251,3 +251,15 @@ def repo_show(reference: str, as_json: bool) -> None:
         click.echo(json.dumps(found, indent=2))
     else:
         click.echo(yaml.safe_dump(found, sort_keys=False), nl=False)
+
+
+@portus_cli.command("doctor")
+def doctor() -> None:
+    """Check the wiring: database, registry (address, realm, service, trust), broker, events."""
+    from portus_fab.diagnostics import run_checks
+
+    checks = run_checks(portus())
+    for check in checks:
+        click.echo(f"{'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
+    if not all(check.ok for check in checks):
+        sys.exit(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from urllib.parse import urljoin, urlsplit
@@ -29,6 +30,7 @@ _MAX_ERROR_BODY = 64 * 1024
 _MAX_ERROR_DETAIL = 1000
 
 TokenFor = Callable[[list[str]], str]
+_CHALLENGE_PARAM_RE = re.compile(r'(\w+)="([^"]*)"')
 
 
 class RegistryClient:
@@ -116,6 +118,21 @@ class RegistryClient:
                     exc.code,
                 ) from exc
             raise
+
+    def challenge(self) -> dict[str, str]:
+        """The parameters of the registry's `WWW-Authenticate: Bearer ...` challenge for an
+        anonymous `GET /v2/` (realm, service): what the registry tells clients about us."""
+        url = self._url("/v2/")
+        try:
+            response = self._session.get(url, timeout=self._timeout, verify=self._verify)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise RegistryUnavailable(f"GET {url}: registry unreachable: {exc}") from exc
+        response.close()
+        header = response.headers.get("WWW-Authenticate", "")
+        scheme, _, params = header.partition(" ")
+        if response.status_code != 401 or scheme.lower() != "bearer":
+            return {}
+        return dict(_CHALLENGE_PARAM_RE.findall(params))
 
     def _url(self, path: str) -> str:
         return self.base_url + path

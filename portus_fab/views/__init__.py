@@ -9,6 +9,7 @@ from flask_appbuilder import AppBuilder
 
 from portus_fab.views.admin import register_admin_views
 from portus_fab.views.browse import BrowseView
+from portus_fab.views.health import health_blueprint
 from portus_fab.views.token import token_blueprint
 from portus_fab.views.webhook import webhook_blueprint
 
@@ -24,7 +25,7 @@ def register_views(appbuilder: AppBuilder, app: Flask) -> None:
     app.register_blueprint(templates_blueprint)
     appbuilder.add_view(BrowseView, "Explore", icon="fa-search")
     register_admin_views(appbuilder)
-    for blueprint in (token_blueprint, webhook_blueprint):
+    for blueprint in (token_blueprint, webhook_blueprint, health_blueprint):
         app.register_blueprint(blueprint)
         # The registry and docker clients call without a browser session: no CSRF token to send.
         csrf = app.extensions.get("csrf")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import requests
 
-from tests.conftest import add_user
+from tests.conftest import add_user, make_app
 from tests.e2e.conftest import Stack
 
 pytestmark = pytest.mark.e2e
@@ -117,3 +119,37 @@ def test_catalog_for_admins_only(stack: Stack) -> None:
     token = _token(stack, admin, "registry:catalog:*")
     listing = requests.get(catalog, headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert "repositories" in listing.json()
+
+
+def test_doctor_reports_a_healthy_wiring(stack: Stack) -> None:
+    with stack.app.app_context():
+        result = stack.cli("portus", "doctor")
+        stack.app.appbuilder.session.remove()
+    for line in (
+        "ok   registry realm",
+        "ok   registry service",
+        "ok   registry trusts our tokens",
+        "ok   database",
+        "ok   broker",
+    ):
+        assert line in result.output, result.output
+    health = requests.get(f"{stack.portus_url}/health", timeout=10)
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
+
+
+def test_doctor_names_a_service_mismatch(stack: Stack, template_dir: Path, tmp_path: Path) -> None:
+    wrong = make_app(
+        template_dir,
+        tmp_path / "data",
+        PORTUS_PUBLIC_URL=stack.portus_url,
+        PORTUS_REGISTRY_URL=stack.registry.url,
+        PORTUS_REGISTRY_SERVICE="registry.example.com",
+    )
+    with wrong.app_context():
+        result = wrong.test_cli_runner().invoke(args=["portus", "doctor"])
+        wrong.appbuilder.session.remove()
+    assert result.exit_code == 1
+    assert (
+        f"FAIL registry service: the registry says '{stack.registry.host}', "
+        "portus_fab expects 'registry.example.com'"
+    ) in result.output

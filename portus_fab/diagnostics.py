@@ -1,0 +1,132 @@
+"""portus_fab checks its own wiring and says what is wrong (Portus's users were left guessing why
+pushes did not show up or were denied). Used by `flask portus doctor` and `GET /health`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from celery import Celery
+from flask import current_app
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from portus_fab.models import RegistryEventRecord, Tag
+from portus_fab.models.namespaces import utcnow
+from portus_fab.registry.client import RegistryClient
+from portus_fab.registry.errors import RegistryError
+from portus_fab.settings import Settings
+
+if TYPE_CHECKING:
+    from portus_fab.core import Portus
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def check_database(session: Session) -> Check:
+    try:
+        session.execute(text("SELECT 1"))
+        return Check("database", True, "reachable")
+    except Exception as error:  # noqa: BLE001 - any failure is the answer
+        session.rollback()
+        return Check("database", False, f"unreachable: {error}")
+
+
+def check_registry(settings: Settings, client: RegistryClient) -> list[Check]:
+    try:
+        challenge = client.challenge()
+    except RegistryError as error:
+        return [Check("registry", False, f"unreachable at {settings.registry_url}: {error}")]
+    checks = []
+    if not challenge:
+        checks.append(
+            Check(
+                "registry auth",
+                False,
+                "the registry does not ask for a bearer token: its auth.token "
+                "section is missing (see `flask portus registry-config`)",
+            )
+        )
+    else:
+        for key, ours in (("realm", settings.token_realm), ("service", settings.registry_service)):
+            theirs = challenge.get(key)
+            checks.append(
+                Check(
+                    f"registry {key}",
+                    theirs == ours,
+                    f"{theirs!r}"
+                    if theirs == ours
+                    else f"the registry says {theirs!r}, portus_fab expects {ours!r}",
+                )
+            )
+    try:
+        client.ping()
+        checks.append(Check("registry trusts our tokens", True, "GET /v2/ accepted"))
+    except RegistryError as error:
+        checks.append(
+            Check(
+                "registry trusts our tokens",
+                False,
+                f"{error} - check the registry's rootcertbundle (`registry-config --write-cert`) "
+                "and its issuer and service",
+            )
+        )
+    return checks
+
+
+def check_broker(celery_app: Celery) -> Check:
+    try:
+        with celery_app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=2)
+        return Check("broker", True, "reachable")
+    except Exception as error:  # noqa: BLE001 - any failure is the answer
+        return Check("broker", False, f"unreachable: {error} (tags are enriched once it is back)")
+
+
+def check_events(session: Session, sweep_interval: int) -> list[Check]:
+    last = session.scalar(select(func.max(RegistryEventRecord.received_at)))
+    day_ago = utcnow() - dt.timedelta(days=1)
+    rejected = session.scalar(
+        select(func.count())
+        .select_from(RegistryEventRecord)
+        .where(RegistryEventRecord.status == "rejected", RegistryEventRecord.received_at >= day_ago)
+    )
+    stale = session.scalar(
+        select(func.count())
+        .select_from(Tag)
+        .where(
+            (Tag.enriched_digest.is_(None)) | (Tag.enriched_digest != Tag.digest),
+            Tag.pushed_at < utcnow() - dt.timedelta(seconds=3 * sweep_interval),
+        )
+    )
+    return [
+        Check(
+            "notifications",
+            last is not None,
+            f"last event received {last:%Y-%m-%d %H:%M:%S} UTC"
+            if last
+            else "no event ever received: is the registry's notifications endpoint configured?",
+        ),
+        Check("rejected events", not rejected, f"{rejected} in the last 24 hours"),
+        Check(
+            "enrichment backlog",
+            not stale,
+            f"{stale} tags waiting for a worker" if stale else "none",
+        ),
+    ]
+
+
+def run_checks(core: Portus) -> list[Check]:
+    """Every self-check, in the order an admin would fix them."""
+    return [
+        check_database(core.session),
+        *check_registry(core.settings, core.registry_client()),
+        check_broker(current_app.extensions["celery"]),
+        *check_events(core.session, core.settings.sweep_interval),
+    ]

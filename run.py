@@ -40,21 +40,14 @@ def __getattr__(name: str) -> Celery:
     raise AttributeError(name)
 
 
+def worker_command(*extra: str) -> list[str]:
+    """A Celery worker with the beat scheduler embedded, for this app."""
+    celery = [sys.executable, "-m", "celery", "-A", "run:celery_app"]
+    return [*celery, "worker", "--beat", "--pool", "solo", "--loglevel", "INFO", *extra]
+
+
 def start_embedded_worker() -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "run:celery_app",
-        "worker",
-        "--beat",
-        "--pool",
-        "solo",
-        "--loglevel",
-        "INFO",
-    ]
-    return subprocess.Popen(command, cwd=Path(__file__).resolve().parent)
+    return subprocess.Popen(worker_command(), cwd=Path(__file__).resolve().parent)
 
 
 def main() -> None:

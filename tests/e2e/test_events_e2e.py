@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from run import worker_command
 from tests.conftest import add_user
 from tests.e2e.conftest import Stack, start_stack
 from tests.support.oci import build_image_layout, build_index_layout
@@ -57,21 +57,7 @@ def _worker(workdir: Path, stack: Stack, redis: Redis) -> Process:
         "PORTUS_SYNC_INTERVAL": "0",
         "PYTHONPATH": str(ROOT),
     }
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "run:celery_app",
-        "worker",
-        "--beat",
-        "--pool",
-        "solo",
-        "--loglevel",
-        "INFO",
-        "--without-mingle",
-        "--without-gossip",
-    ]
+    command = worker_command("--without-mingle", "--without-gossip")
     worker = Process("celery", command, env=env, cwd=ROOT, log_dir=workdir, startup_timeout=60)
     worker.ready = lambda: "ready." in worker.log_path.read_text()
     return worker

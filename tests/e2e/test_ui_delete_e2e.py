@@ -1,0 +1,63 @@
+"""Deleting from the browse pages deletes in the real registry, by digest, and says who did it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from portus_fab.models import Activity
+from tests.conftest import add_user
+from tests.e2e.conftest import Stack
+from tests.support.oci import build_image_layout
+
+pytestmark = pytest.mark.e2e
+
+
+def _login(stack: Stack, username: str) -> object:
+    client = stack.app.test_client()
+    answer = client.post("/login/", data={"username": username, "password": "pw"})
+    assert answer.status_code == 302
+    return client
+
+
+def test_owner_deletes_a_tag_and_every_tag_on_its_digest(stack: Stack, tmp_path: Path) -> None:
+    with stack.app.app_context():
+        add_user(stack.app, "olga", "pw")
+        add_user(stack.app, "pete", "pw")
+        stack.app.appbuilder.session.remove()
+    build_image_layout(tmp_path, "v1", files={"f": b"delete me"})
+    client = stack.skopeo("olga")
+    for tag in ("v1", "same"):
+        pushed = client.copy(f"{tmp_path}:v1", f"olga/app:{tag}", creds=("olga", "pw"))
+        assert pushed.returncode == 0, pushed.stderr
+    build_image_layout(tmp_path, "keep", files={"f": b"keep me"})
+    assert client.copy(f"{tmp_path}:keep", "olga/app:keep", creds=("olga", "pw")).returncode == 0
+
+    # Someone without delete rights gets no confirmation page at all.
+    outsider = _login(stack, "pete")
+    assert outsider.get("/registry/delete/olga/app?tag=v1").status_code == 404
+
+    owner = _login(stack, "olga")
+    confirmation = owner.get("/registry/delete/olga/app?tag=v1")
+    assert confirmation.status_code == 200
+    page = confirmation.get_data(as_text=True)
+    assert "olga/app:v1" in page and "olga/app:same" in page and "olga/app:keep" not in page
+
+    done = owner.post("/registry/delete/olga/app", data={"tag": "v1"})
+    assert done.status_code == 302
+    listed = client.list_tags("olga/app", creds=("olga", "pw"))
+    assert listed.returncode == 0
+    assert '"keep"' in listed.stdout and '"v1"' not in listed.stdout
+    assert '"same"' not in listed.stdout
+    with stack.app.app_context():
+        who = stack.app.appbuilder.session.scalars(
+            select(Activity.actor).where(
+                Activity.repository == "olga/app", Activity.kind == "delete requested"
+            )
+        ).all()
+        stack.app.appbuilder.session.remove()
+    assert who == ["olga"]
+    repository_page = owner.get("/registry/repositories/olga/app").get_data(as_text=True)
+    assert ">keep<" in repository_page and ">v1<" not in repository_page

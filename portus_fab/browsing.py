@@ -53,8 +53,14 @@ class ExplorePage:
 class RepositoryPage:
     repository: Repository
     namespace: Namespace
-    tags: list[Tag]
+    tags: list[Tag]  # most recently pushed first
     access: Explanation
+
+    @property
+    def pull_tag(self) -> str | None:
+        """The tag the pull command shows: `latest` if there is one, else the newest push."""
+        names = [tag.name for tag in self.tags]
+        return "latest" if "latest" in names else (names[0] if names else None)
 
 
 def _tag_count():  # noqa: ANN202 - a correlated scalar subquery

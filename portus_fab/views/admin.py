@@ -21,6 +21,7 @@ from wtforms.validators import ValidationError
 
 from portus_fab import management, policy
 from portus_fab.models import (
+    GLOBAL_NAMESPACE,
     Activity,
     Grant,
     Namespace,
@@ -90,13 +91,16 @@ def _check(problem: str | None) -> None:
 class NamespaceView(ModelView):
     datamodel = SQLAInterface(Namespace)
     list_title = "Namespaces"
-    list_columns = ["display_name", "kind", "visibility", "description", "created_at"]
-    label_columns = {"display_name": "Name"}
+    list_columns = ["name", "kind", "visibility", "description", "created_at"]
+    formatters_columns = {
+        "name": lambda name: "(global)" if name == GLOBAL_NAMESPACE else name,
+        "created_at": lambda moment: f"{moment:%Y-%m-%d %H:%M}",
+    }
     search_columns = ["name", "kind", "visibility", "description"]
     show_columns = ["name", "kind", "visibility", "description", "user", "created_at"]
     add_columns = ["name", "visibility", "description"]
     edit_columns = ["visibility", "description"]
-    order_columns = ["kind", "visibility", "created_at"]
+    order_columns = ["name", "kind", "visibility", "created_at"]
     base_order = ("name", "asc")
     base_filters = [["id", PolicyFilter, lambda: policy.managed_namespaces(current_principal())]]
     validators_columns = {"name": [_raise_as_form_error(management.validate_namespace_name)]}
@@ -133,7 +137,7 @@ class GrantView(ModelView):
     base_filters = [
         ["namespace_id", PolicyFilter, lambda: Grant.namespace_id.in_(_managed_namespace_ids())]
     ]
-    add_form_query_rel_fields = edit_form_query_rel_fields = {
+    add_form_query_rel_fields = edit_form_query_rel_fields = search_form_query_rel_fields = {
         "namespace": [["id", PolicyFilter, lambda: policy.managed_namespaces(current_principal())]]
     }
 
@@ -141,11 +145,17 @@ class GrantView(ModelView):
         if (item.user is None) == (item.team is None):
             raise management.ManagementError("a grant is for exactly one user or one team")
         principal = Grant.user_id == item.user.id if item.user else Grant.team_id == item.team.id
-        duplicate = self.datamodel.session.scalar(
-            select(Grant.id).where(
-                Grant.namespace_id == item.namespace.id, principal, Grant.id != (item.id or -1)
+        session = self.datamodel.session
+        # No autoflush: the form's values are already on `item`; flushing them first would turn
+        # a duplicate into an IntegrityError instead of this message.
+        with session.no_autoflush:
+            duplicate = session.scalar(
+                select(Grant.id).where(
+                    Grant.namespace_id == item.namespace.id,
+                    principal,
+                    Grant.id != (item.id or -1),
+                )
             )
-        )
         if duplicate:
             raise management.ManagementError(
                 f"{item.principal_name} already has a grant on {item.namespace}: edit that one"
@@ -162,27 +172,37 @@ class TeamMemberView(ModelView):
     search_columns = ["team", "user", "role"]
     add_form_extra_fields = edit_form_extra_fields = search_form_extra_fields = ROLE_FIELD
     base_filters = [["team_id", PolicyFilter, lambda: TeamMember.team_id.in_(_managed_team_ids())]]
-    add_form_query_rel_fields = edit_form_query_rel_fields = {
+    add_form_query_rel_fields = edit_form_query_rel_fields = search_form_query_rel_fields = {
         "team": [["id", PolicyFilter, lambda: policy.managed_teams(current_principal())]]
     }
 
-    def pre_add(self, item: TeamMember) -> None:
-        exists = self.datamodel.session.scalar(
-            select(TeamMember.id).where(
-                TeamMember.team_id == item.team.id, TeamMember.user_id == item.user.id
+    def _check_not_a_member_yet(self, item: TeamMember) -> None:
+        with self.datamodel.session.no_autoflush:  # `item` is half in the session (backrefs)
+            exists = self.datamodel.session.scalar(
+                select(TeamMember.id).where(
+                    TeamMember.team_id == item.team.id,
+                    TeamMember.user_id == item.user.id,
+                    TeamMember.id != (item.id or -1),
+                )
             )
-        )
         if exists:
             raise management.ManagementError(
                 f"{item.user.username} is already in team {item.team.name}: edit their role"
             )
 
+    def pre_add(self, item: TeamMember) -> None:
+        self._check_not_a_member_yet(item)
+
     def pre_update(self, item: TeamMember) -> None:
-        previous = self.datamodel.session.execute(
-            select(TeamMember.role).where(TeamMember.id == item.id)
-        ).scalar_one()
-        if previous == "owner" and item.role != "owner":
-            management.check_keeps_an_owner(self.datamodel.session, item.team, leaving=item)
+        self._check_not_a_member_yet(item)
+        session = self.datamodel.session
+        # No autoflush: the form already set the new role on `item`; the stored one is wanted.
+        with session.no_autoflush:
+            previous = session.execute(
+                select(TeamMember.role).where(TeamMember.id == item.id)
+            ).scalar_one()
+            if previous == "owner" and item.role != "owner":
+                management.check_keeps_an_owner(session, item.team, leaving=item)
 
     def pre_delete(self, item: TeamMember) -> None:
         if item.role == "owner":
@@ -241,6 +261,12 @@ class RepositoryView(ModelView):
     base_order = ("name", "asc")
     base_permissions = ["can_list", "can_show", "can_edit"]
     base_filters = [["id", PolicyFilter, _visible_repositories]]
+    # The search form's choices are rows too: no hidden namespace names.
+    search_form_query_rel_fields = {
+        "namespace": [
+            ["id", PolicyFilter, lambda: policy.Policy.visible_namespaces(current_principal())]
+        ]
+    }
 
     def pre_update(self, item: Repository) -> None:
         managed = self.datamodel.session.scalar(
@@ -291,6 +317,8 @@ class TagView(ModelView):
             lambda: Tag.repository_id.in_(select(Repository.id).where(_visible_repositories())),
         ]
     ]
+    # The search form's choices are rows too: no hidden repository names.
+    search_form_query_rel_fields = {"repository": [["id", PolicyFilter, _visible_repositories]]}
 
 
 class RegistryEventView(ModelView):

@@ -1,0 +1,490 @@
+"""Benchmark: registry notification ingestion (POST /v2/webhooks/events) with a real Redis broker.
+
+Run from the repository root:
+
+    .venv/bin/python bench/webhook_bench.py           # ~1 minute
+    .venv/bin/python bench/webhook_bench.py --events 2000 --models gthread:2x4
+
+Needs `redis-server` (Debian package redis-server); the script starts its own on a free port with
+persistence off and stops it at the end. Storage is SQLite in a temporary data dir (the default;
+PostgreSQL is not needed). The server is gunicorn serving `run:create_app()`.
+
+Each phase delivers N (default 5,000) manifest push and pull events the way registry 2.x does:
+one envelope at a time per endpoint queue, 1 to 10 events per envelope, each event with a unique
+id, `Authorization: Bearer <secret>` and content type
+application/vnd.docker.distribution.events.v1+json, on a keep-alive connection. Phases:
+  - 1 sender  (the registry's queue is sequential per endpoint), per worker model
+  - 4 senders (four registries or endpoints at once), per worker model
+After each phase 5% of its envelopes are delivered again (a registry retrying after a timeout)
+and the script checks, in the database, that every event of the phase is stored exactly once:
+as many `accepted` RegistryEventRecord rows as events sent, all ids distinct and present.
+It also reports how many enrich tasks reached Redis (the webhook enqueues, never fetches).
+Target: >= 1,000 events/s and p99 < 20 ms. Results: stdout and bench/results/webhook_bench.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "webhook_bench.md"
+SECRET = "bench-webhook-secret"
+ENVELOPE_TYPE = "application/vnd.docker.distribution.events.v1+json"
+MANIFEST_TYPES = (
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
+TEAMS = [f"team{i}" for i in range(5)]  # known namespaces; adopted ones appear on first push
+MODELS = {
+    "gthread:2x4": ("gthread", 2, 4),
+    "gthread:1x4": ("gthread", 1, 4),
+    "sync:2": ("sync", 2, 1),
+}
+DEFAULT_MODELS = "gthread:2x4,gthread:1x4"
+
+
+@dataclass
+class Phase:
+    model: str
+    senders: int
+    events: int
+    envelopes: int
+    seconds: float
+    latencies_ms: list[float]
+    stored: int
+    distinct: int
+    missing: int
+    redelivered_dupes_ok: bool
+    queued: int = 0  # enrich tasks this phase put in Redis
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds
+
+    def pct(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.stored == self.events == self.distinct and self.missing == 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def machine_facts() -> dict[str, str]:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gunicorn = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "gunicorn"), "--version"], capture_output=True, text=True
+    )
+    redis_v = subprocess.run(["redis-server", "--version"], capture_output=True, text=True)
+    return {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "host": platform.node(),
+        "cpu": f"{cpu} x {os.cpu_count()}",
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "gunicorn": (gunicorn.stdout or gunicorn.stderr).strip(),
+        "redis": redis_v.stdout.split(" sha=")[0].strip(),
+        "load average at start (1/5/15 min)": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+class Managed:
+    """A child process in its own session; stopped by signalling that group only."""
+
+    def __init__(self, name: str, args: list[str], log_path: Path, env: dict[str, str]) -> None:
+        self.name, self.args, self.log_path, self.env = name, args, log_path, env
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    def start(self, ready: Callable[[], object], timeout: float = 60) -> None:
+        log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(
+            self.args,
+            cwd=ROOT,
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                break
+            try:
+                if ready():
+                    return
+            except (OSError, redis.RedisError, requests.RequestException):
+                pass
+            time.sleep(0.2)
+        tail = self.log_path.read_text(errors="replace")[-3000:]
+        self.stop()
+        raise RuntimeError(f"{self.name} did not start:\n{tail}")
+
+    def stop(self) -> None:
+        popen, self.popen = self.popen, None
+        if popen is None:
+            return
+        os.killpg(popen.pid, signal.SIGTERM)
+        try:
+            popen.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(popen.pid, signal.SIGKILL)
+            popen.wait()
+
+
+def seed(data_dir: Path) -> None:
+    """Tables, an admin-less app with a user `alice` and the known team namespaces."""
+    sys.path.insert(0, str(ROOT))
+    from portus_fab.management import create_namespace
+    from run import create_app
+
+    app = create_app({"FAB_PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000"})  # nobody logs in here
+    with app.app_context():
+        assert app.config["SQLALCHEMY_DATABASE_URI"].endswith(f"{data_dir}/portus.db")
+        sm = app.appbuilder.sm
+        assert sm.add_user("alice", "Alice", "Bench", "alice@bench.test", sm.find_role("User"), "x")
+        session = app.appbuilder.session
+        for team in TEAMS:
+            create_namespace(session, team)
+        session.commit()
+        session.remove()
+
+
+def _digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def make_envelopes(rng: random.Random, phase: str, total: int) -> tuple[list[bytes], list[str]]:
+    """Envelopes of 1 to 10 events, summing to exactly `total`, ~40% pushes and ~60% pulls."""
+    repositories = [f"{ns}/app{j}" for ns in [*TEAMS, "alice", "ext1", "ext2"] for j in range(8)]
+    pushed: list[tuple[str, str, str]] = []
+    t0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC) + dt.timedelta(days=rng.randint(0, 300))
+    envelopes, ids, made = [], [], 0
+    while made < total:
+        size = min(rng.randint(1, 10), total - made)
+        events = []
+        for _ in range(size):
+            made += 1
+            at = (t0 + dt.timedelta(milliseconds=made * 37)).isoformat().replace("+00:00", "Z")
+            if not pushed or rng.random() < 0.4:
+                repository = rng.choice(repositories)
+                tag = rng.choice(["latest", "v1", "v2", f"build-{made}"])
+                digest = _digest(f"{phase}-{made}")
+                pushed.append((repository, tag, digest))
+                action, method = "push", "PUT"
+            else:
+                repository, tag, digest = rng.choice(pushed)
+                action, method = "pull", "GET"
+            event_id = f"{phase}-{uuid.UUID(int=rng.getrandbits(128))}"
+            ids.append(event_id)
+            events.append(
+                {
+                    "id": event_id,
+                    "timestamp": at,
+                    "action": action,
+                    "target": {
+                        "mediaType": rng.choice(MANIFEST_TYPES),
+                        "size": 528 + made % 2000,
+                        "digest": digest,
+                        "length": 528 + made % 2000,
+                        "repository": repository,
+                        "url": f"http://registry.bench:5000/v2/{repository}/manifests/{digest}",
+                        "tag": tag,
+                    },
+                    "request": {
+                        "id": str(uuid.UUID(int=rng.getrandbits(128))),
+                        "addr": f"192.0.2.{made % 250}:5{made % 9999:04d}",
+                        "host": "registry.bench:5000",
+                        "method": method,
+                        "useragent": "docker/27.3.1 go/go1.22.7 os/linux arch/amd64",
+                    },
+                    "actor": {"name": "alice"},
+                    "source": {"addr": "registry:5000", "instanceID": "8d0a4e6c-bench"},
+                }
+            )
+        envelopes.append(json.dumps({"events": events}).encode())
+    return envelopes, ids
+
+
+def deliver(base: str, envelopes: list[bytes], latencies: list[float]) -> list[dict[str, int]]:
+    """One sender: envelope after envelope, like the registry's per-endpoint queue."""
+    session = requests.Session()
+    headers = {"Authorization": f"Bearer {SECRET}", "Content-Type": ENVELOPE_TYPE}
+    url = f"{base}/v2/webhooks/events"
+    answers = []
+    for body in envelopes:
+        start = time.perf_counter()
+        response = session.post(url, data=body, headers=headers, timeout=30)
+        latencies.append((time.perf_counter() - start) * 1000)
+        if response.status_code != 200:
+            raise RuntimeError(f"webhook answered {response.status_code}: {response.text[:300]}")
+        answers.append(response.json())
+    session.close()
+    return answers
+
+
+def check_stored(db: Path, phase: str, ids: list[str]) -> tuple[int, int, int]:
+    """(accepted rows of the phase, distinct ids among them, sent ids not stored)."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT event_id FROM portus_registry_event WHERE status = 'accepted' "
+            "AND substr(event_id, 1, ?) = ?",
+            (len(phase) + 1, f"{phase}-"),
+        ).fetchall()
+        others = conn.execute(
+            "SELECT count(*) FROM portus_registry_event WHERE status <> 'accepted' "
+            "AND substr(event_id, 1, ?) = ?",
+            (len(phase) + 1, f"{phase}-"),
+        ).fetchone()[0]
+    stored = [r[0] for r in rows]
+    if others:
+        print(f"   !! {others} events of {phase} were stored as rejected")
+    return len(stored), len(set(stored)), len(set(ids) - set(stored))
+
+
+def run_phase(
+    base: str, db: Path, model: str, senders: int, total: int, rng: random.Random
+) -> Phase:
+    phase = f"{model}/s{senders}/"
+    streams = [make_envelopes(rng, f"{phase}{k}", total // senders) for k in range(senders)]
+    streams[0] = make_envelopes(rng, f"{phase}0", total - (senders - 1) * (total // senders))
+    latencies: list[list[float]] = [[] for _ in streams]
+    answers: list[list[dict[str, int]]] = [[] for _ in streams]
+    errors: list[BaseException] = []
+
+    def sender(k: int) -> None:
+        try:
+            answers[k] = deliver(base, streams[k][0], latencies[k])
+        except BaseException as error:  # noqa: BLE001 - reported by the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=sender, args=(k,)) for k in range(senders)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    accepted = sum(a["accepted"] for stream in answers for a in stream)
+    # A registry retrying after a timeout: 5% of the envelopes again; all must be duplicates.
+    again = [env for envelopes, _ in streams for env in envelopes[::20]]
+    replies = deliver(base, again, [])
+    dupes_ok = all(r["accepted"] == 0 and r["duplicates"] > 0 for r in replies)
+    ids = [i for _, stream_ids in streams for i in stream_ids]
+    stored, distinct, missing = 0, 0, 0
+    for k in range(senders):
+        s, d, m = check_stored(db, f"{phase}{k}", streams[k][1])
+        stored, distinct, missing = stored + s, distinct + d, missing + m
+    if accepted != len(ids):
+        print(f"   !! responses say {accepted} accepted of {len(ids)} sent")
+    return Phase(
+        model=model,
+        senders=senders,
+        events=len(ids),
+        envelopes=sum(len(e) for e, _ in streams),
+        seconds=seconds,
+        latencies_ms=[x for lat in latencies for x in lat],
+        stored=stored,
+        distinct=distinct,
+        missing=missing,
+        redelivered_dupes_ok=dupes_ok,
+    )
+
+
+def report(facts: dict[str, str], phases: list[Phase], args: argparse.Namespace) -> str:
+    lines = [
+        "# webhook_bench: registry events into POST /v2/webhooks/events",
+        "",
+        f"Produced by `.venv/bin/python bench/webhook_bench.py` on {facts['date']}.",
+        "",
+        "| machine | |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in facts.items()],
+        "",
+        f"{args.events:,} manifest push/pull events per phase in envelopes of 1-10 events; "
+        "broker: the script's own redis-server; database: SQLite (WAL) in a temp dir; "
+        "client: requests.Session (keep-alive) per sender, on the same 2 cores.",
+        "",
+        "| worker model | senders | events | envelopes | events/s | envelope p50 ms "
+        "| p99 ms | max ms | stored exactly once | redelivery no-op | enrich tasks in Redis |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|",
+    ]
+    for p in phases:
+        lines.append(
+            f"| {p.model} | {p.senders} | {p.events:,} | {p.envelopes:,} | "
+            f"{p.events_per_s:,.0f} | {p.pct(50):.1f} | {p.pct(99):.1f} | "
+            f"{max(p.latencies_ms):.1f} | "
+            f"{'yes' if p.exactly_once else 'NO'} ({p.stored:,} rows, {p.distinct:,} distinct, "
+            f"{p.missing} missing) | {'yes' if p.redelivered_dupes_ok else 'NO'} | "
+            f"{p.queued:,} |"
+        )
+    lines += [
+        "",
+        "Target: >= 1,000 events/s and p99 < 20 ms (1 sender), every event stored once.",
+        "",
+    ]
+    for p in phases:
+        ok = p.events_per_s >= 1000 and p.pct(99) < 20 and p.exactly_once
+        lines.append(
+            f"- {p.model}, {p.senders} sender(s): {p.events_per_s:,.0f} events/s, "
+            f"p99 {p.pct(99):.1f} ms: **{'PASS' if ok else 'FAIL'}**"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=5000, help="events per phase")
+    parser.add_argument("--models", default=DEFAULT_MODELS, help=f"of {', '.join(MODELS)}")
+    parser.add_argument("--senders", default="1,4", help="sender counts to run, e.g. 1 or 1,4")
+    args = parser.parse_args()
+    if shutil.which("redis-server") is None:
+        print("redis-server is not installed: apt-get install -y redis-server", file=sys.stderr)
+        return 2
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if bad := [m for m in models if m not in MODELS]:
+        parser.error(f"unknown models {bad}; choose from {list(MODELS)}")
+    sender_counts = [int(s) for s in args.senders.split(",")]
+    rng = random.Random(20250101)
+    phases: list[Phase] = []
+
+    with tempfile.TemporaryDirectory(prefix="portus-webhook-bench-") as tmp:
+        data_dir = Path(tmp)
+        redis_port = free_port()
+        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        redis_server = Managed(
+            "redis-server",
+            [
+                "redis-server",
+                "--port",
+                str(redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(data_dir),
+            ],
+            data_dir / "redis.log",
+            {},
+        )
+        redis_server.start(lambda: redis.Redis.from_url(redis_url).ping())
+        try:
+            os.environ.update(
+                {
+                    "PORTUS_DATA_DIR": str(data_dir),
+                    "PORTUS_BROKER_URL": redis_url,
+                    "PORTUS_WEBHOOK_SECRET": SECRET,
+                    "PORTUS_REGISTRY_URL": "http://registry.bench:5000",
+                    "PORTUS_EMBEDDED_WORKER": "false",
+                }
+            )
+            os.environ.pop("PORTUS_DATABASE_URL", None)
+            seed(data_dir)
+            facts = machine_facts()
+            broker = redis.Redis.from_url(redis_url)
+            for model in models:
+                worker_class, workers, threads = MODELS[model]
+                port = free_port()
+                base = f"http://127.0.0.1:{port}"
+                server = Managed(
+                    f"gunicorn {model}",
+                    [
+                        str(ROOT / ".venv" / "bin" / "gunicorn"),
+                        "--bind",
+                        f"127.0.0.1:{port}",
+                        "--workers",
+                        str(workers),
+                        "--worker-class",
+                        worker_class,
+                        "--threads",
+                        str(threads),
+                        "--log-level",
+                        "warning",
+                        "run:create_app()",
+                    ],
+                    data_dir / f"gunicorn-{model.replace(':', '_')}.log",
+                    {"PYTHONPATH": str(ROOT)},
+                )
+                server.start(
+                    lambda base=base: (
+                        requests.post(
+                            f"{base}/v2/webhooks/events", data=b"{}", timeout=2
+                        ).status_code
+                        == 401
+                    )
+                )
+                try:
+                    for senders in sender_counts:
+                        print(f"== {model}, {senders} sender(s)", flush=True)
+                        before = broker.llen("portus_fab")
+                        phase = run_phase(
+                            base, data_dir / "portus.db", model, senders, args.events, rng
+                        )
+                        phase.queued = broker.llen("portus_fab") - before
+                        phases.append(phase)
+                        print(
+                            f"   {phase.events_per_s:,.0f} events/s, p50 {phase.pct(50):.1f} ms, "
+                            f"p99 {phase.pct(99):.1f} ms, exactly once: {phase.exactly_once}, "
+                            f"mean {statistics.fmean(phase.latencies_ms):.1f} ms",
+                            flush=True,
+                        )
+                finally:
+                    server.stop()
+        finally:
+            redis_server.stop()
+    facts["load average at end (1/5/15 min)"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    text = report(facts, phases, args)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(text)
+    print()
+    print(text)
+    print(f"written to {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

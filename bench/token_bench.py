@@ -266,7 +266,8 @@ def report(facts: dict[str, str], runs: list[tuple[str, list[WrkResult]]], secon
         "",
         f"Load: wrk, {WRK_THREADS} threads, {CONNECTIONS} connections, {seconds:g} s per row, "
         "on the same 2 cores as the server. Password hash: scrypt (FAB default). "
-        f"Scope `{SCOPE}`, service `{SERVICE}`.",
+        f"Scope `{SCOPE}`, service `{SERVICE}`. "
+        f"Signing: {os.environ['PORTUS_TOKEN_ALGORITHM']} (PORTUS_TOKEN_ALGORITHM).",
         "",
         "| worker model | endpoint | req/s | p50 ms | p99 ms | requests | non-2xx "
         "| socket errors |",
@@ -296,7 +297,16 @@ def main() -> int:
     parser.add_argument("--models", default=DEFAULT_MODELS, help=f"of {', '.join(MODELS)}")
     parser.add_argument("--duration", type=float, default=8, help="seconds per measured row")
     parser.add_argument("--warmup", type=float, default=3, help="seconds of warm-up")
+    parser.add_argument(
+        "--algorithm", default="RS256", choices=["RS256", "ES256"], help="token signing key"
+    )
     args = parser.parse_args()
+    os.environ["PORTUS_TOKEN_ALGORITHM"] = args.algorithm
+    results = (
+        RESULTS
+        if args.algorithm == "RS256"
+        else RESULTS.with_name(f"token_bench_{args.algorithm.lower()}.md")
+    )
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
         return 2
@@ -330,11 +340,11 @@ def main() -> int:
                 )
     facts["load average at end (1/5/15 min)"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     text = report(facts, runs, args.duration)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(text)
     print()
     print(text)
-    print(f"written to {RESULTS.relative_to(ROOT)}")
+    print(f"written to {results.relative_to(ROOT)}")
     return 0
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, event
 
 from portus_fab import hooks
 from portus_fab.core import EXTENSION, Portus
-from portus_fab.management import ensure_global_namespace
+from portus_fab.management import ensure_global_namespace, ensure_policy_epoch
 from portus_fab.models import portus_tables
 from portus_fab.tasks import celery_init_app
 
@@ -36,6 +36,7 @@ class PortusManager(BaseManager):
             _tune_sqlite(engine)
         # FAB creates its own tables only; ours are created (if missing) here.
         portus_tables()[0].metadata.create_all(engine, tables=portus_tables())
+        ensure_policy_epoch(session)
         ensure_global_namespace(session)
         session.commit()
 

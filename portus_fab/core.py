@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from portus_fab.auth.access import DecisionCache
 from portus_fab.auth.credentials import CredentialCache
 from portus_fab.auth.keys import SigningKey, load_or_generate
 from portus_fab.auth.scopes import parse_scopes
@@ -25,19 +27,28 @@ class Portus:
     settings: Settings
     signing_key: SigningKey
     credentials: CredentialCache
+    decisions: DecisionCache
 
     @classmethod
     def create(cls, app: Flask) -> Portus:
         settings = Settings.load(app.config)
         key = load_or_generate(
-            settings.data_dir, settings.token_issuer, settings.token_key, settings.token_cert
+            settings.data_dir,
+            settings.token_issuer,
+            settings.token_key,
+            settings.token_cert,
+            settings.token_algorithm,
         )
         cache = CredentialCache(app.config["SECRET_KEY"].encode(), settings.credential_cache_ttl)
-        return cls(settings, key, cache)
+        return cls(settings, key, cache, DecisionCache())
 
     @property
     def session(self) -> Session:
         return current_app.appbuilder.session
+
+    @property
+    def engine(self) -> Engine:
+        return current_app.extensions["sqlalchemy"].engine
 
     @property
     def admin_role(self) -> str:

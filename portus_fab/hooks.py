@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_appbuilder.security.sqla.models import User
-from sqlalchemy import Connection, delete, event, update
+from flask_appbuilder.security.sqla.models import Group, Role, User
+from sqlalchemy import Connection, delete, event, inspect, update
+from sqlalchemy.orm import Session
 
 from portus_fab.management import create_personal_namespace
-from portus_fab.models import Namespace, TeamMember
+from portus_fab.models import Namespace, PolicyEpoch, Team, TeamMember
+from portus_fab.models.epoch import EPOCH_ROW
 from portus_fab.models.namespaces import Grant
 from portus_fab.policy import INTERNAL_IDENTITY
 
@@ -39,7 +41,8 @@ def _forget_user(_mapper: Any, connection: Connection, user: User) -> None:
 
 
 def install() -> None:
-    """Idempotent: listeners are global to the User mapper, shared by every app in the process."""
+    """Idempotent: listeners are global (the User mapper, every Session), shared by every app
+    in the process."""
     for name, listener in (
         ("before_insert", _refuse_reserved_name),
         ("after_insert", _create_personal_namespace),
@@ -47,3 +50,30 @@ def install() -> None:
     ):
         if not event.contains(User, name, listener):
             event.listen(User, name, listener, propagate=True)
+    if not event.contains(Session, "after_flush", _bump_policy_epoch):
+        event.listen(Session, "after_flush", _bump_policy_epoch)
+
+
+# Changes to these can change a decision of the policy (who is admin, who holds which role).
+_POLICY_MODELS = (Role, Group, Namespace, Grant, Team, TeamMember)
+_USER_POLICY_ATTRIBUTES = ("username", "password", "active", "roles", "groups")
+
+
+def _affects_policy(instance: object) -> bool:
+    if isinstance(instance, User):
+        state = inspect(instance)
+        if state.transient or state.pending or state.deleted or state.was_deleted:
+            return True
+        # FAB writes login statistics on every web login: those must not flush every cache.
+        return any(state.attrs[name].history.has_changes() for name in _USER_POLICY_ATTRIBUTES)
+    return isinstance(instance, _POLICY_MODELS)
+
+
+def _bump_policy_epoch(session: Session, _context: Any) -> None:
+    changed = (*session.new, *session.dirty, *session.deleted)
+    if any(_affects_policy(instance) for instance in changed):
+        session.execute(
+            update(PolicyEpoch)
+            .where(PolicyEpoch.id == EPOCH_ROW)
+            .values(value=PolicyEpoch.value + 1)
+        )

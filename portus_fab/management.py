@@ -14,11 +14,13 @@ from portus_fab.models import (
     Grant,
     Namespace,
     NamespaceKind,
+    PolicyEpoch,
     Role,
     Team,
     TeamMember,
     Visibility,
 )
+from portus_fab.models.epoch import EPOCH_ROW
 from portus_fab.registry.names import NAMESPACE_MAX, slugify_namespace
 
 # A registry path component without dots: docker reads a first component with a dot as a
@@ -115,6 +117,12 @@ def set_visibility(session: Session, name: str, visibility: Visibility | str) ->
     namespace.visibility = Visibility(visibility)
     session.flush()
     return namespace
+
+
+def ensure_policy_epoch(session: Session) -> None:
+    if session.get(PolicyEpoch, EPOCH_ROW) is None:
+        session.add(PolicyEpoch(id=EPOCH_ROW, value=0))
+        session.flush()
 
 
 def ensure_global_namespace(session: Session) -> Namespace:

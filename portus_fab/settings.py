@@ -96,6 +96,12 @@ SPECS: tuple[SettingSpec, ...] = (
         "PEM certificate of that key (default: generated in the data dir)",
     ),
     SettingSpec(
+        "PORTUS_TOKEN_ALGORITHM",
+        "RS256",
+        str,
+        "key type generated when no key is configured: RS256 or ES256 (ten times cheaper)",
+    ),
+    SettingSpec(
         "PORTUS_WEBHOOK_SECRET",
         None,
         str,
@@ -188,6 +194,7 @@ class Settings:
     token_ttl: int
     token_key: str | None
     token_cert: str | None
+    token_algorithm: str
     webhook_secret: str
     delete_by_contributors: bool
     credential_cache_ttl: int
@@ -236,6 +243,7 @@ class Settings:
             token_ttl=value["PORTUS_TOKEN_TTL"],
             token_key=value["PORTUS_TOKEN_KEY"],
             token_cert=value["PORTUS_TOKEN_CERT"],
+            token_algorithm=value["PORTUS_TOKEN_ALGORITHM"].upper(),
             webhook_secret=value["PORTUS_WEBHOOK_SECRET"]
             or persistent_secret(data_dir, "webhook_secret"),
             delete_by_contributors=value["PORTUS_DELETE_BY_CONTRIBUTORS"],

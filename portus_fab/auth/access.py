@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +41,35 @@ def granted_actions(explanation: Explanation, asked: tuple[str, ...]) -> tuple[l
     return granted, refused
 
 
-def resolve_access(policy: Policy, principal: Principal, scopes: list[Scope]) -> ResolvedAccess:
+class DecisionCache:
+    """The policy's explanations by (principal, repository), valid while the policy epoch they
+    were computed at is current (portus_fab.models.epoch). Bounded; cleared when full."""
+
+    def __init__(self, max_entries: int = 20_000) -> None:
+        self._entries: dict[tuple[Principal, str], tuple[int, Explanation]] = {}
+        self._max_entries = max_entries
+
+    def explain(
+        self, policy: Policy, principal: Principal, repository: str, epoch: int
+    ) -> Explanation:
+        key = (principal, repository)
+        cached = self._entries.get(key)
+        if cached is not None and cached[0] == epoch:
+            return cached[1]
+        explanation = policy.explain(principal, repository)
+        if len(self._entries) >= self._max_entries:
+            self._entries.clear()
+        self._entries[key] = (epoch, explanation)
+        return explanation
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def resolve_access(
+    explain: Callable[[Principal, str], Explanation], principal: Principal, scopes: list[Scope]
+) -> ResolvedAccess:
+    """`explain` is the policy's (possibly cached) explanation of a principal on a repository."""
     result = ResolvedAccess()
     explanations: dict[str, Explanation] = {}
     for scope in scopes:
@@ -51,7 +80,7 @@ def resolve_access(policy: Policy, principal: Principal, scopes: list[Scope]) ->
                 result.denials.append("registry:catalog:* denied: only admins list the catalog")
             continue
         if scope.repository not in explanations:
-            explanations[scope.repository] = policy.explain(principal, scope.repository)
+            explanations[scope.repository] = explain(principal, scope.repository)
         granted, refused = granted_actions(explanations[scope.repository], scope.actions)
         # The name the policy judged, never a host-prefixed variant: rights on `app` must not
         # become rights on a registry repository literally named `my.host/app`.

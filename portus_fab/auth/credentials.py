@@ -1,10 +1,11 @@
 """Password checks for the token endpoint, with a short-lived cache of successful verifications.
 
 A returning client asks for a token on every pull and push; running the password hash (scrypt,
-tens of milliseconds) each time would make it the bottleneck. A success is remembered under an HMAC
-of the credentials, together with the user's password hash at that time. Every hit re-reads the
-user: a changed password no longer matches the remembered hash, and status and roles are always
-the current ones. Failures are never remembered. Unlike FAB's `auth_user_db`, nothing is written.
+tens of milliseconds) and loading the user with its roles each time would make it the bottleneck.
+A success is remembered under an HMAC of the credentials, with the principal it proved and the
+policy epoch it was read at. Any change to users, roles, groups or policy data bumps the epoch
+(portus_fab.hooks), so a changed password, status or role is seen at the very next request, in
+every process. Failures are never remembered. Unlike FAB's `auth_user_db`, nothing is written.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ MAX_ENTRIES = 10_000
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
-    user_id: int
-    password_hash: str
+    principal: Principal
+    epoch: int
     expires: float
 
 
@@ -44,15 +45,13 @@ class CredentialCache:
         message = username.encode() + b"\0" + password.encode()
         return hmac.new(self._secret, message, hashlib.sha256).digest()
 
-    def matches(self, key: bytes, user: User) -> bool:
+    def lookup(self, key: bytes, epoch: int) -> Principal | None:
         entry = self._entries.get(key)
-        if entry is None or entry.expires < time.monotonic():
-            return False
-        return entry.user_id == user.id and hmac.compare_digest(
-            entry.password_hash, user.password or ""
-        )
+        if entry is None or entry.epoch != epoch or entry.expires < time.monotonic():
+            return None
+        return entry.principal
 
-    def remember(self, key: bytes, user: User) -> None:
+    def remember(self, key: bytes, principal: Principal, epoch: int) -> None:
         if self._ttl <= 0:
             return
         now = time.monotonic()
@@ -61,7 +60,7 @@ class CredentialCache:
                 self._entries = {k: e for k, e in self._entries.items() if e.expires >= now}
                 if len(self._entries) >= MAX_ENTRIES:
                     self._entries.clear()
-            self._entries[key] = _Entry(user.id, user.password or "", now + self._ttl)
+            self._entries[key] = _Entry(principal, epoch, now + self._ttl)
 
     def clear(self) -> None:
         with self._lock:
@@ -103,27 +102,34 @@ def principal_for(user: User, admin_role: str) -> Principal:
     )
 
 
-def verify_password(
+def authenticate(
     session: Session,
     cache: CredentialCache,
     username: str,
     password: str,
-    fake_hash: str,
     *,
+    epoch: int,
+    admin_role: str,
+    fake_hash: str,
     case_insensitive: bool = True,
-) -> User | None:
-    """The active user these credentials belong to, or None."""
+) -> Principal | None:
+    """The principal these credentials prove (an active user), or None.
+
+    `epoch` must be read before this call: a change committed meanwhile then misses next time.
+    """
     if not username or is_null_password(password):
         return None
+    key = cache.key(username, password)
+    cached = cache.lookup(key, epoch)
+    if cached is not None:
+        return cached
     user = load_user(session, username, case_insensitive=case_insensitive)
     if user is None or not user.active or not user.password:
         # Spend the same time as a real check so response times do not reveal which users exist.
         check_password_hash(fake_hash, password)
         return None
-    key = cache.key(username, password)
-    if cache.matches(key, user):
-        return user
-    if check_password_hash(user.password, password):
-        cache.remember(key, user)
-        return user
-    return None
+    if not check_password_hash(user.password, password):
+        return None
+    principal = principal_for(user, admin_role)
+    cache.remember(key, principal, epoch)
+    return principal

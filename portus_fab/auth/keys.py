@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -37,26 +38,28 @@ def libtrust_key_id(public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) ->
     return ":".join(encoded[i : i + 4] for i in range(0, 48, 4))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SigningKey:
+    """Derived values are cached: the token endpoint uses them on every request."""
+
     private_key: SigningPrivateKey
     certificate: x509.Certificate
 
-    @property
+    @cached_property
     def algorithm(self) -> str:
         if isinstance(self.private_key, ec.EllipticCurvePrivateKey):
             return _EC_ALGORITHMS[self.private_key.curve.name]
         return "RS256"
 
-    @property
+    @cached_property
     def kid(self) -> str:
         return libtrust_key_id(self.private_key.public_key())
 
-    @property
+    @cached_property
     def certificate_pem(self) -> bytes:
         return self.certificate.public_bytes(serialization.Encoding.PEM)
 
-    @property
+    @cached_property
     def headers(self) -> dict[str, Any]:
         der = self.certificate.public_bytes(serialization.Encoding.DER)
         return {"kid": self.kid, "x5c": [base64.b64encode(der).decode()]}
@@ -85,8 +88,18 @@ def load_signing_key(key_path: Path, cert_path: Path) -> SigningKey:
     return SigningKey(private_key, certificate)
 
 
-def generate_signing_key(common_name: str) -> SigningKey:
-    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+GENERATED_ALGORITHMS = ("RS256", "ES256")
+
+
+def generate_signing_key(common_name: str, algorithm: str = "RS256") -> SigningKey:
+    """A new key and self-signed certificate. RS256 (RSA 2048) is what every registry accepts;
+    ES256 (P-256) signs about ten times faster, for instances that issue many tokens."""
+    if algorithm == "ES256":
+        private_key: SigningPrivateKey = ec.generate_private_key(ec.SECP256R1())
+    elif algorithm == "RS256":
+        private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    else:
+        raise ValueError(f"cannot generate a {algorithm} key: use one of {GENERATED_ALGORITHMS}")
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64])])
     now = dt.datetime.now(dt.UTC)
     certificate = (
@@ -104,7 +117,11 @@ def generate_signing_key(common_name: str) -> SigningKey:
 
 
 def load_or_generate(
-    data_dir: Path, common_name: str, key_path: str | None = None, cert_path: str | None = None
+    data_dir: Path,
+    common_name: str,
+    key_path: str | None = None,
+    cert_path: str | None = None,
+    algorithm: str = "RS256",
 ) -> SigningKey:
     """Configured key and certificate, else the ones generated into the data dir on first start."""
     if key_path or cert_path:
@@ -114,7 +131,7 @@ def load_or_generate(
     key_file, cert_file = data_dir / KEY_FILE, data_dir / CERT_FILE
     if key_file.exists() and cert_file.exists():
         return load_signing_key(key_file, cert_file)
-    key = generate_signing_key(common_name)
+    key = generate_signing_key(common_name, algorithm)
     data_dir.mkdir(parents=True, exist_ok=True)
     pem = key.private_key.private_bytes(
         serialization.Encoding.PEM,

@@ -1,6 +1,7 @@
 """portus_fab's tables. They share FAB's declarative base so they can reference `ab_user`."""
 
 from portus_fab.models.activity import Activity, RegistryEventRecord
+from portus_fab.models.epoch import PolicyEpoch
 from portus_fab.models.namespaces import (
     GLOBAL_NAMESPACE,
     Grant,
@@ -19,6 +20,7 @@ __all__ = [
     "Grant",
     "Namespace",
     "NamespaceKind",
+    "PolicyEpoch",
     "RegistryEventRecord",
     "Repository",
     "Role",
@@ -31,5 +33,15 @@ __all__ = [
 
 def portus_tables() -> list:
     """The tables this add-on owns (FAB creates only its own; see PortusManager)."""
-    models = (Namespace, Team, TeamMember, Grant, Repository, Tag, RegistryEventRecord, Activity)
+    models = (
+        Namespace,
+        Team,
+        TeamMember,
+        Grant,
+        Repository,
+        Tag,
+        RegistryEventRecord,
+        Activity,
+        PolicyEpoch,
+    )
     return [model.__table__ for model in models]

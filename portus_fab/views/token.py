@@ -7,9 +7,10 @@ import logging
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from portus_fab.auth.access import resolve_access
-from portus_fab.auth.credentials import principal_for, verify_password
+from portus_fab.auth.credentials import authenticate
 from portus_fab.auth.scopes import ScopeError, parse_scopes
 from portus_fab.core import portus
+from portus_fab.models.epoch import current_epoch
 from portus_fab.policy import ANONYMOUS, Principal
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ def _token_error(error: TokenError) -> tuple[Response, int, dict[str, str]]:
     return jsonify(body), error.status, headers
 
 
-def _authenticate() -> Principal:
+def _authenticate(epoch: int) -> Principal:
     header = request.headers.get("Authorization")
     if not header:
         return ANONYMOUS
@@ -42,18 +43,20 @@ def _authenticate() -> Principal:
     if auth is None or auth.type != "basic" or auth.username is None:
         raise TokenError(401, "UNAUTHORIZED", "malformed Authorization header: use HTTP Basic")
     core = portus()
-    user = verify_password(
+    principal = authenticate(
         core.session,
         core.credentials,
         auth.username,
         auth.password or "",
-        current_app.config["AUTH_DB_FAKE_PASSWORD_HASH_CHECK"],
+        epoch=epoch,
+        admin_role=core.admin_role,
+        fake_hash=current_app.config["AUTH_DB_FAKE_PASSWORD_HASH_CHECK"],
         case_insensitive=current_app.appbuilder.sm.auth_username_ci,
     )
-    if user is None:
+    if principal is None:
         log.info("token refused: bad credentials for %r", auth.username)
         raise TokenError(401, "UNAUTHORIZED", "invalid username or password")
-    return principal_for(user, core.admin_role)
+    return principal
 
 
 def _same_user(account: str, username: str | None) -> bool:
@@ -80,16 +83,20 @@ def token() -> Response:
         scopes = parse_scopes(request.args.getlist("scope"))
     except ScopeError as error:
         raise TokenError(400, "INVALID_SCOPE", str(error)) from None
-    principal = _authenticate()
+    epoch = current_epoch(core.engine)
+    principal = _authenticate(epoch)
     account = request.args.get("account")
     if account and not _same_user(account, principal.username):
         raise TokenError(
             401, "UNAUTHORIZED", f"account {account!r} does not match the credentials given"
         )
-    access = resolve_access(core.policy(), principal, scopes)
+    policy = core.policy()
+    access = resolve_access(
+        lambda who, repository: core.decisions.explain(policy, who, repository, epoch),
+        principal,
+        scopes,
+    )
     for denial in access.denials:
         log.info("token for %s: %s", principal, denial)
     issued = core.issue(principal.username or "", access.entries)
-    session = core.session
-    session.rollback()  # read-only request: end the transaction, write nothing
     return jsonify(issued.response())

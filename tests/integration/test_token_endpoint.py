@@ -379,12 +379,26 @@ def count_queries(app: Flask) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", record)
 
 
-def queries_for(app: Flask, client: FlaskClient, scopes: list[str], auth: Any) -> list[str]:
+def queries_for(
+    app: Flask, client: FlaskClient, scopes: list[str], auth: Any, *, warm: bool = False
+) -> list[str]:
+    """Statements of one token request: by default with cold decision caches (the policy's own
+    queries), the credential cache warm (no password hash, but the user is loaded)."""
     get_token(client, *scopes, auth=auth)  # warm up (and fill the credential cache)
+    if not warm:
+        portus().decisions.clear()
     with count_queries(app) as statements:
         response = get_token(client, *scopes, auth=auth)
     assert response.status_code == 200
     return statements
+
+
+@pytest.mark.parametrize("auth", [("alice", "secret"), None])
+def test_returning_client_costs_one_query(app: Flask, client: FlaskClient, auth: Any) -> None:
+    add_user(app, "alice")
+    commit(app)
+    statements = queries_for(app, client, scopes(3), auth, warm=True)
+    assert len(statements) == 1, statements  # the policy epoch: is anything cached stale?
 
 
 @pytest.fixture

@@ -1,0 +1,33 @@
+"""A counter bumped in the same transaction as any change that can alter a policy decision.
+
+Caches of verified credentials and of decisions are keyed by it, so every process (each gunicorn
+worker, each Celery worker) sees a change at its next request with one cheap query, without any
+cross-process messaging.
+"""
+
+from __future__ import annotations
+
+from flask_appbuilder import Model
+from sqlalchemy import BigInteger, Engine, Integer, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+EPOCH_ROW = 1
+
+
+class PolicyEpoch(Model):
+    __tablename__ = "portus_policy_epoch"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+
+
+_CURRENT = select(PolicyEpoch.value).where(PolicyEpoch.id == EPOCH_ROW)
+
+
+def current_epoch(bind: Session | Engine) -> int:
+    """Read on a bare engine connection by the token endpoint: a returning client's request then
+    needs no ORM session at all."""
+    if isinstance(bind, Engine):
+        with bind.connect() as connection:
+            return connection.execute(_CURRENT).scalar_one()
+    return bind.execute(_CURRENT).scalar_one()

@@ -7,9 +7,11 @@ functions, so the two paths can never disagree on what a push or a deletion mean
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from portus_fab.models import Activity, Namespace, NamespaceKind, Repository, Tag, Visibility
@@ -44,47 +46,137 @@ def get_or_create_repository(session: Session, name: str) -> Repository:
     return repository
 
 
-def record_push(
-    session: Session,
-    repository: Repository,
-    tag_name: str,
-    digest: str,
-    *,
-    media_type: str | None,
-    actor: str | None,
-    at: dt.datetime,
-) -> Tag:
-    """Point the tag at the digest. A tag that moves keeps its history in the activity log."""
-    tag = session.scalar(
-        select(Tag).where(Tag.repository_id == repository.id, Tag.name == tag_name)
+@dataclass(frozen=True, slots=True)
+class Push:
+    """A manifest pushed by tag, as a notification or a sync found it (`at`: naive UTC)."""
+
+    repository: str
+    tag: str
+    digest: str
+    media_type: str | None
+    actor: str | None
+    at: dt.datetime
+
+
+_TAGS = Tag.__table__
+_NEW_TAG = insert(_TAGS)
+_MOVE_TAG = (
+    update(_TAGS)
+    .where(_TAGS.c.id == bindparam("b_id"))
+    .values(
+        digest=bindparam("b_digest"),
+        media_type=bindparam("b_media_type"),
+        pushed_by=bindparam("b_pushed_by"),
+        pushed_at=bindparam("b_pushed_at"),
     )
-    previous = None
-    if tag is None:
-        tag = Tag(repository=repository, name=tag_name, digest=digest)
-        session.add(tag)
-    elif tag.digest != digest:
-        previous = tag.digest
-    elif tag.pushed_at is not None and tag.pushed_at >= at:
-        return tag  # an older, redelivered or out-of-order push of the same digest
-    tag.digest = digest
-    tag.media_type = media_type or tag.media_type
-    tag.pushed_by = actor
-    tag.pushed_at = at
-    if repository.last_pushed_at is None or repository.last_pushed_at < at:
-        repository.last_pushed_at = at
-    session.add(
-        Activity(
-            kind="push" if previous is None else "tag moved",
-            actor=actor,
-            repository=repository.name,
-            tag=tag_name,
-            digest=digest,
-            previous_digest=previous,
-            at=at,
+)
+_LAST_PUSH = (
+    update(Repository.__table__)
+    .where(Repository.__table__.c.id == bindparam("b_id"))
+    .values(last_pushed_at=bindparam("b_at"))
+)
+
+
+def record_pushes(session: Session, pushes: Sequence[Push]) -> set[tuple[str, str]]:
+    """Point each tag at its digest, in order, with a constant number of statements per call
+    (the webhook applies whole envelopes with it).
+
+    A tag that moves keeps its history in the activity log; an older push of the digest a tag
+    already holds (a redelivery, or events out of order) changes nothing. Returns the
+    (repository, digest) pairs whose tags are not described yet (for the enrich workers).
+    """
+    if not pushes:
+        return set()
+    names = {push.repository for push in pushes}
+    repositories = {
+        name: (id_, last)
+        for id_, name, last in session.execute(
+            select(Repository.id, Repository.name, Repository.last_pushed_at).where(
+                Repository.name.in_(names)
+            )
         )
-    )
-    session.flush()
-    return tag
+    }
+    for name in sorted(names - repositories.keys()):
+        repositories[name] = (get_or_create_repository(session, name).id, None)
+    wanted = sorted({(repositories[p.repository][0], p.tag) for p in pushes})
+    current = {
+        (row.repository_id, row.name): dict(row._mapping)
+        for row in session.execute(
+            select(
+                _TAGS.c.id,
+                _TAGS.c.repository_id,
+                _TAGS.c.name,
+                _TAGS.c.digest,
+                _TAGS.c.media_type,
+                _TAGS.c.pushed_at,
+                _TAGS.c.enriched_digest,
+            ).where(tuple_(_TAGS.c.repository_id, _TAGS.c.name).in_(wanted))
+        )
+    }
+    created: dict[tuple[int, str], dict[str, Any]] = {}
+    moved: dict[int, dict[str, Any]] = {}
+    last_push: dict[int, dt.datetime] = {}
+    activities = []
+    for push in pushes:
+        repository_id, last = repositories[push.repository]
+        key = (repository_id, push.tag)
+        tag = current.get(key) or created.get(key)
+        previous = None
+        if tag is not None and tag["digest"] == push.digest:
+            if tag["pushed_at"] is not None and tag["pushed_at"] >= push.at:
+                continue
+        elif tag is not None:
+            previous = tag["digest"]
+        values = {
+            "digest": push.digest,
+            "media_type": push.media_type or (tag or {}).get("media_type"),
+            "pushed_by": push.actor,
+            "pushed_at": push.at,
+        }
+        if tag is None or key in created:
+            created[key] = {
+                **(tag or {}),
+                **values,
+                "repository_id": repository_id,
+                "name": push.tag,
+                "pull_count": 0,
+                "platforms": [],
+                "labels": {},
+                "details": {},
+            }
+        else:
+            tag.update(values)
+            moved[tag["id"]] = {f"b_{k}": v for k, v in values.items()} | {"b_id": tag["id"]}
+        if (last is None or last < push.at) and last_push.get(repository_id, push.at) <= push.at:
+            last_push[repository_id] = push.at
+        activities.append(
+            {
+                "kind": "push" if previous is None else "tag moved",
+                "actor": push.actor,
+                "repository": push.repository,
+                "tag": push.tag,
+                "digest": push.digest,
+                "previous_digest": previous,
+                "at": push.at,
+                "detail": None,
+            }
+        )
+    connection = session.connection()
+    if created:
+        connection.execute(_NEW_TAG, list(created.values()))
+    if moved:
+        connection.execute(_MOVE_TAG, list(moved.values()))
+    if last_push:
+        connection.execute(_LAST_PUSH, [{"b_id": k, "b_at": v} for k, v in last_push.items()])
+    if activities:
+        connection.execute(insert(Activity.__table__), activities)
+    final = {**current, **created}
+    return {
+        (push.repository, push.digest)
+        for push in pushes
+        if (tag := final[(repositories[push.repository][0], push.tag)])["digest"] == push.digest
+        and tag.get("enriched_digest") != push.digest
+    }
 
 
 def remove_tags(

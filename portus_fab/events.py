@@ -2,6 +2,12 @@
 
 The webhook calls `ingest` and answers; slow work (asking the registry about a manifest) is left
 to the workers, for the (repository, digest) pairs returned in `IngestResult.to_enrich`.
+
+An envelope is applied in one transaction with a constant number of statements for its pushes
+and pulls. If anything in it fails (a concurrent delivery of the same event ids, or an event
+nobody foresaw), the transaction is rolled back and the envelope applied again one event at a
+time, each in a savepoint: a duplicate then only skips itself and a failing event is recorded as
+rejected, with why, while the others are applied. Never an error for the registry to retry.
 """
 
 from __future__ import annotations
@@ -10,9 +16,11 @@ import datetime as dt
 import json
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import bindparam, case, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -45,196 +53,211 @@ def _naive_utc(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(dt.UTC).replace(tzinfo=None)
 
 
-def _record(event: RegistryEvent) -> RegistryEventRecord:
-    return RegistryEventRecord(
-        event_id=event.event_id,
-        action=event.action,
-        repository=event.repository,
-        tag=event.tag,
-        digest=event.digest,
-        media_type=event.media_type,
-        actor=event.actor,
-        occurred_at=_naive_utc(event.timestamp),
-        status="accepted",
-    )
+def _record(event: RegistryEvent) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "action": event.action,
+        "repository": event.repository,
+        "tag": event.tag,
+        "digest": event.digest,
+        "media_type": event.media_type,
+        "actor": event.actor,
+        "occurred_at": _naive_utc(event.timestamp),
+        "status": "accepted",
+        "reason": None,
+        "raw": None,
+    }
 
 
-def _rejected_record(rejected: RejectedEvent) -> RegistryEventRecord:
-    return RegistryEventRecord(
-        event_id=rejected.event_id, status="rejected", reason=rejected.reason, raw=rejected.raw
-    )
+def _rejected_record(rejected: RejectedEvent) -> dict[str, Any]:
+    return {
+        "event_id": rejected.event_id,
+        "action": None,
+        "repository": None,
+        "tag": None,
+        "digest": None,
+        "media_type": None,
+        "actor": None,
+        "occurred_at": None,
+        "status": "rejected",
+        "reason": rejected.reason,
+        "raw": rejected.raw,
+    }
 
 
 def ingest(session: Session, envelope: ParsedEnvelope) -> IngestResult:
-    """Store and apply an envelope in one transaction, falling back to one event at a time when
-    a concurrent delivery of the same events wins a race (unique event ids)."""
     try:
-        result = _ingest(session, envelope, per_event=False)
+        result = _ingest_together(session, envelope)
         session.commit()
         return result
-    except IntegrityError:
+    except Exception:  # noqa: BLE001 - retried event by event below, where each is judged alone
         session.rollback()
-    result = _ingest(session, envelope, per_event=True)
+        log.info("envelope applied again event by event", exc_info=True)
+    result = _ingest_one_by_one(session, envelope)
     session.commit()
     return result
 
 
-def _ingest(session: Session, envelope: ParsedEnvelope, *, per_event: bool) -> IngestResult:
-    result = IngestResult(ignored=envelope.ignored)
-    ids = [e.event_id for e in envelope.events] + [
-        r.event_id for r in envelope.rejected if r.event_id
-    ]
-    known = (
-        set(
-            session.scalars(
-                select(RegistryEventRecord.event_id).where(RegistryEventRecord.event_id.in_(ids))
-            )
-        )
-        if ids
-        else set()
+def _known_ids(session: Session, envelope: ParsedEnvelope) -> set[str]:
+    ids = [e.event_id for e in envelope.events]
+    ids += [r.event_id for r in envelope.rejected if r.event_id]
+    if not ids:
+        return set()
+    query = select(RegistryEventRecord.event_id).where(RegistryEventRecord.event_id.in_(ids))
+    return set(session.scalars(query))
+
+
+def _push(event: RegistryEvent) -> catalog.Push | None:
+    if event.tag is None or event.digest is None:
+        return None  # a manifest pushed by digest only (an index's child): nothing to show
+    return catalog.Push(
+        event.repository,
+        event.tag,
+        event.digest,
+        event.media_type,
+        event.actor,
+        _naive_utc(event.timestamp),
     )
-    pulls: list[RegistryEvent] = []
-    for rejected in envelope.rejected:
-        if rejected.event_id and rejected.event_id in known:
-            result.duplicates += 1
-            continue
-        if _store(session, _rejected_record(rejected), per_event):
-            result.rejected += 1
-        else:
-            result.duplicates += 1
-        log.warning("registry event rejected: %s", rejected.reason)
-    for event in envelope.events:
-        if event.event_id in known:
-            result.duplicates += 1
-            continue
-        known.add(event.event_id)
-        if event.action == "pull":
-            if _store(session, _record(event), per_event):
-                result.accepted += 1
-                if event.actor != INTERNAL_IDENTITY:  # our own workers' fetches are not pulls
-                    pulls.append(event)
-            else:
-                result.duplicates += 1
-            continue
-        _apply_one(session, event, result, per_event)
-    _count_pulls(session, pulls)
+
+
+def _ingest_together(session: Session, envelope: ParsedEnvelope) -> IngestResult:
+    result = IngestResult(ignored=envelope.ignored)
+    known = _known_ids(session, envelope)
+    rejected = [r for r in envelope.rejected if not (r.event_id and r.event_id in known)]
+    fresh = [e for e in envelope.events if e.event_id not in known]
+    result.duplicates = len(envelope.events) + len(envelope.rejected) - len(fresh) - len(rejected)
+    records = [_record(e) for e in fresh] + [_rejected_record(r) for r in rejected]
+    if records:
+        session.execute(insert(RegistryEventRecord), records)
+    for item in rejected:
+        log.warning("registry event rejected: %s", item.reason)
+    # Pushes are applied in batches; a delete in between must see the pushes before it.
+    batch: list[catalog.Push] = []
+    for event in fresh:
+        if event.action == "push" and (push := _push(event)) is not None:
+            batch.append(push)
+        elif event.action == "delete":
+            result.to_enrich |= catalog.record_pushes(session, batch)
+            batch = []
+            _apply_delete(session, event)
+    result.to_enrich |= catalog.record_pushes(session, batch)
+    count_pulls(session, [e for e in fresh if e.action == "pull"])
+    result.accepted, result.rejected = len(fresh), len(rejected)
     return result
 
 
-def _store(session: Session, record: RegistryEventRecord, per_event: bool) -> bool:
-    """Add the record; in per-event mode, in a savepoint so a duplicate only skips itself."""
-    if not per_event:
-        session.add(record)
-        return True
+def _ingest_one_by_one(session: Session, envelope: ParsedEnvelope) -> IngestResult:
+    result = IngestResult(ignored=envelope.ignored)
+    for rejected in envelope.rejected:
+        if _insert_once(session, _rejected_record(rejected)):
+            result.rejected += 1
+        else:
+            result.duplicates += 1
+    for event in envelope.events:
+        try:
+            with session.begin_nested():
+                session.execute(insert(RegistryEventRecord), [_record(event)])
+                if event.action == "push" and (push := _push(event)) is not None:
+                    result.to_enrich |= catalog.record_pushes(session, [push])
+                elif event.action == "delete":
+                    _apply_delete(session, event)
+                elif event.action == "pull":
+                    count_pulls(session, [event])
+            result.accepted += 1
+        except IntegrityError:
+            result.duplicates += 1
+        except Exception as error:  # noqa: BLE001 - one surprising event must not block the queue
+            log.exception("registry event %s could not be applied", event.event_id)
+            raw = json.dumps(
+                {
+                    "id": event.event_id,
+                    "action": event.action,
+                    "repository": event.repository,
+                    "tag": event.tag,
+                    "digest": event.digest,
+                }
+            )
+            if _insert_once(
+                session,
+                {
+                    **_record(event),
+                    "status": "rejected",
+                    "raw": raw,
+                    "reason": f"could not be applied: {error}",
+                },
+            ):
+                result.rejected += 1
+    return result
+
+
+def _insert_once(session: Session, record: dict[str, Any]) -> bool:
+    """Insert the record in a savepoint; False if its event id is already stored."""
     try:
         with session.begin_nested():
-            session.add(record)
+            session.execute(insert(RegistryEventRecord), [record])
         return True
     except IntegrityError:
         return False
 
 
-def _apply_one(
-    session: Session, event: RegistryEvent, result: IngestResult, per_event: bool
-) -> None:
-    """Apply a push or delete. An event that fails to apply is kept as rejected, with why; the
-    rest of the envelope goes on (the registry would otherwise retry it forever)."""
-    try:
-        with session.begin_nested():
-            record = _record(event)
-            session.add(record)
-            session.flush()
-            enrich = _apply(session, event)
-        result.accepted += 1
-        if enrich:
-            result.to_enrich.add(enrich)
-    except IntegrityError:
-        if not per_event:
-            raise
-        result.duplicates += 1
-    except Exception as error:  # noqa: BLE001 - one surprising event must not block the queue
-        log.exception("registry event %s could not be applied", event.event_id)
-        raw = json.dumps(
-            {
-                "id": event.event_id,
-                "action": event.action,
-                "repository": event.repository,
-                "tag": event.tag,
-                "digest": event.digest,
-            }
+def _apply_delete(session: Session, event: RegistryEvent) -> None:
+    repository = session.scalar(select(Repository).where(Repository.name == event.repository))
+    if repository is not None:
+        catalog.remove_tags(
+            session, repository, digest=event.digest, tag_name=event.tag, actor=event.actor
         )
-        if _store(
-            session,
-            RegistryEventRecord(
-                event_id=event.event_id,
-                action=event.action,
-                repository=event.repository,
-                status="rejected",
-                reason=f"could not be applied: {error}",
-                raw=raw,
-            ),
-            per_event=True,
-        ):
-            result.rejected += 1
 
 
-def _apply(session: Session, event: RegistryEvent) -> tuple[str, str] | None:
-    at = _naive_utc(event.timestamp)
-    if event.action == "push":
-        if event.tag is None or event.digest is None:
-            return None  # a manifest pushed by digest only (an index child): nothing to show
-        repository = catalog.get_or_create_repository(session, event.repository)
-        tag = catalog.record_push(
-            session,
-            repository,
-            event.tag,
-            event.digest,
-            media_type=event.media_type,
-            actor=event.actor,
-            at=at,
-        )
-        return None if tag.enriched else (event.repository, event.digest)
-    if event.action == "delete":
-        repository = session.scalar(select(Repository).where(Repository.name == event.repository))
-        if repository is not None:
-            catalog.remove_tags(
-                session, repository, digest=event.digest, tag_name=event.tag, actor=event.actor
-            )
-    return None
+def _later(column: Any, moment: Any) -> Any:
+    """Events arrive in no guaranteed order: never move a last-pulled time backwards."""
+    return case((column.is_(None) | (column < moment), moment), else_=column)
 
 
-def _count_pulls(session: Session, pulls: list[RegistryEvent]) -> None:
-    """One UPDATE per distinct repository and tag of the envelope, not one per event."""
+_COUNT_REPOSITORY_PULLS = (
+    update(Repository)
+    .where(Repository.name == bindparam("b_name"))
+    .values(
+        pull_count=Repository.pull_count + bindparam("b_pulls"),
+        last_pulled_at=_later(Repository.last_pulled_at, bindparam("b_at")),
+    )
+)
+_COUNT_TAG_PULLS = (
+    update(Tag)
+    .where(
+        Tag.repository_id
+        == select(Repository.id).where(Repository.name == bindparam("b_name")).scalar_subquery(),
+        Tag.name == bindparam("b_tag"),
+    )
+    .values(
+        pull_count=Tag.pull_count + bindparam("b_pulls"),
+        last_pulled_at=_later(Tag.last_pulled_at, bindparam("b_at")),
+    )
+)
+
+
+def count_pulls(session: Session, pulls: Iterable[RegistryEvent]) -> None:
+    """Two statements for any number of pulls (blob pulls never get here). Pulls made by
+    portus_fab's own workers are not counted."""
+    pulls = [event for event in pulls if event.actor != INTERNAL_IDENTITY]
     if not pulls:
         return
     by_repository = Counter(event.repository for event in pulls)
     by_tag = Counter((event.repository, event.tag) for event in pulls if event.tag)
-    last = {}
+    last: dict[Any, dt.datetime] = {}
     for event in pulls:
         moment = _naive_utc(event.timestamp)
         for key in (event.repository, (event.repository, event.tag)):
             last[key] = max(last.get(key, moment), moment)
-    for name, count in by_repository.items():
-        session.execute(
-            update(Repository)
-            .where(Repository.name == name)
-            .values(
-                pull_count=Repository.pull_count + count,
-                last_pulled_at=_later(Repository.last_pulled_at, last[name]),
-            )
+    connection = session.connection()
+    connection.execute(
+        _COUNT_REPOSITORY_PULLS,
+        [{"b_name": name, "b_pulls": n, "b_at": last[name]} for name, n in by_repository.items()],
+    )
+    if by_tag:
+        connection.execute(
+            _COUNT_TAG_PULLS,
+            [
+                {"b_name": name, "b_tag": tag, "b_pulls": n, "b_at": last[(name, tag)]}
+                for (name, tag), n in by_tag.items()
+            ],
         )
-    for (name, tag_name), count in by_tag.items():
-        repository_id = select(Repository.id).where(Repository.name == name).scalar_subquery()
-        session.execute(
-            update(Tag)
-            .where(Tag.repository_id == repository_id, Tag.name == tag_name)
-            .values(
-                pull_count=Tag.pull_count + count,
-                last_pulled_at=_later(Tag.last_pulled_at, last[(name, tag_name)]),
-            )
-        )
-
-
-def _later(column, moment: dt.datetime):  # noqa: ANN001, ANN202 - SQL expressions
-    """Events arrive in no guaranteed order: never move a last-pulled time backwards."""
-    return case((column.is_(None) | (column < moment), moment), else_=column)

@@ -125,6 +125,7 @@ def _sync_repository(
         for tag in session.scalars(select(Tag).where(Tag.repository_id == repository.id))
     }
     now = utcnow()
+    pushes = []
     for tag_name, digest in digests.items():
         current = stored.get(tag_name)
         if current is not None and current.digest == digest:
@@ -132,10 +133,8 @@ def _sync_repository(
                 report.to_enrich.add((name, digest))
             continue
         (report.tags_added if current is None else report.tags_moved).append(f"{name}:{tag_name}")
-        catalog.record_push(
-            session, repository, tag_name, digest, media_type=None, actor=None, at=now
-        )
-        report.to_enrich.add((name, digest))
+        pushes.append(catalog.Push(name, tag_name, digest, None, None, now))
+    report.to_enrich |= catalog.record_pushes(session, pushes)
     for tag_name in sorted(set(stored) - set(digests)):
         report.tags_removed.append(f"{name}:{tag_name}")
         catalog.remove_tags(session, repository, tag_name=tag_name, reason="gone from the registry")

@@ -58,11 +58,19 @@ def _send(name: str, *args: Any) -> bool:
         return False
 
 
+# Digests per enrich message: one message per webhook envelope keeps the endpoint fast, and a
+# sweep of hundreds of digests still spreads over several workers.
+ENRICH_BATCH = 20
+
+
 def enqueue_enrich(pairs: Iterable[tuple[str, str]]) -> int:
-    """Enqueue one enrich task per (repository, digest); returns how many were enqueued."""
+    """Enqueue the (repository, digest) pairs in messages of up to ENRICH_BATCH; returns how many
+    pairs were enqueued."""
+    ordered = [[repository, digest] for repository, digest in sorted(pairs)]
     sent = 0
-    for repository, digest in sorted(pairs):
-        if not _send(ENRICH, repository, digest):
-            break  # the broker is down: do not wait on it once per pair
-        sent += 1
+    for start in range(0, len(ordered), ENRICH_BATCH):
+        batch = ordered[start : start + ENRICH_BATCH]
+        if not _send(ENRICH, batch):
+            break  # the broker is down: do not wait on it once per batch
+        sent += len(batch)
     return sent

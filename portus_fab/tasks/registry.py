@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from celery import shared_task
+from celery import Task, shared_task
+from celery.utils.time import get_exponential_backoff_interval
 
 from portus_fab import enrichment, sync
 from portus_fab.core import portus
@@ -14,15 +15,22 @@ from portus_fab.tasks import ENRICH, SWEEP, SYNC, enqueue_enrich
 
 @shared_task(
     name=ENRICH,
-    autoretry_for=(RegistryUnavailable,),
-    retry_backoff=2,
-    retry_backoff_max=300,
-    retry_jitter=True,
+    bind=True,
     max_retries=12,
 )
-def enrich_digest(repository: str, digest: str) -> int:
+def enrich_digests(task: Task, pairs: list[list[str]]) -> int:
+    """Describe each (repository, digest). When the registry is unreachable, retry with
+    exponential backoff and jitter, from the pair that failed on (the others are done)."""
     core = portus()
-    return enrichment.enrich(core.session, core.registry_client(), repository, digest)
+    client = core.registry_client()
+    done = 0
+    for index, (repository, digest) in enumerate(pairs):
+        try:
+            done += enrichment.enrich(core.session, client, repository, digest)
+        except RegistryUnavailable as error:
+            delay = get_exponential_backoff_interval(2, task.request.retries, 300, full_jitter=True)
+            raise task.retry(args=(pairs[index:],), exc=error, countdown=delay) from error
+    return done
 
 
 @shared_task(name=SWEEP)

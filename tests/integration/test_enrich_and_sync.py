@@ -209,10 +209,11 @@ def registry_client(local_app: Flask) -> RegistryClient:
 
 
 def _push(session: Session, name: str, tag: str, digest: str, **kwargs: Any) -> Tag:
-    repository = catalog.get_or_create_repository(session, name)
     options = {"media_type": None, "actor": "root", "at": utcnow(), **kwargs}
-    stored = catalog.record_push(session, repository, tag, digest, **options)
+    catalog.record_pushes(session, [catalog.Push(name, tag, digest, **options)])
     session.commit()
+    stored = _tag(session, name, tag)
+    assert stored is not None
     return stored
 
 

@@ -143,26 +143,24 @@ def build_world(app: Flask) -> World:
     management.create_namespace(session, "openhouse", visibility=Visibility.PUBLIC)
     management.create_namespace(session, "insiders", visibility=Visibility.PROTECTED)
 
-    for n, name in enumerate(ALL_REPOSITORIES, start=1):
-        repository = catalog.get_or_create_repository(session, name)
-        catalog.record_push(
-            session,
-            repository,
-            "latest",
-            digest(n),
-            media_type="application/vnd.oci.image.manifest.v1+json",
-            actor=ADMIN,
-            at=T0 + dt.timedelta(minutes=n),
-        )
-    # v1 shares latest's digest: deleting one deletes both.
-    catalog.record_push(
+    catalog.record_pushes(
         session,
-        catalog.get_or_create_repository(session, DEVAPP),
-        "v1",
-        digest(1),
-        media_type=None,
-        actor=OWNER,
-        at=T0,
+        [
+            catalog.Push(
+                name,
+                "latest",
+                digest(n),
+                "application/vnd.oci.image.manifest.v1+json",
+                ADMIN,
+                T0 + dt.timedelta(minutes=n),
+            )
+            for n, name in enumerate(ALL_REPOSITORIES, start=1)
+        ],
+    )
+    # v1 shares latest's digest: deleting one deletes both.
+    catalog.record_pushes(
+        session,
+        [catalog.Push(DEVAPP, "v1", digest(1), None, OWNER, T0)],
     )
     session.commit()
     return World(app)

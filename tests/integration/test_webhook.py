@@ -259,7 +259,7 @@ def test_manifest_push_creates_repository_and_tag(
     namespace = stored.repository.namespace
     assert (namespace.name, namespace.kind) == ("alice", NamespaceKind.PERSONAL)
     assert namespace.user_id == alice.id
-    assert sent_tasks == [(ENRICH, ("alice/app", D1))]
+    assert sent_tasks == [(ENRICH, ([["alice/app", D1]],))]
     assert count(app, Activity, Activity.kind == "push", Activity.tag == "v1") == 1
 
 
@@ -716,14 +716,14 @@ def test_missing_timestamp_uses_arrival_time(app: Flask, client: FlaskClient, al
 def test_event_that_fails_to_apply_is_rejected_not_a_5xx(
     app: Flask, client: FlaskClient, alice: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = catalog.record_push
+    real = catalog.record_pushes
 
-    def record_push(session: Any, repository: Repository, tag_name: str, *a: Any, **k: Any) -> Tag:
-        if tag_name == "boom":
+    def record_pushes(session: Any, pushes: list[catalog.Push]) -> set[tuple[str, str]]:
+        if any(push.tag == "boom" for push in pushes):
             raise RuntimeError("surprise")
-        return real(session, repository, tag_name, *a, **k)
+        return real(session, pushes)
 
-    monkeypatch.setattr(catalog, "record_push", record_push)
+    monkeypatch.setattr(catalog, "record_pushes", record_pushes)
     summary = deliver(
         client,
         event("push", tag="v1", digest=D1),

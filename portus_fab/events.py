@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import bindparam, case, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -98,13 +100,30 @@ def ingest(session: Session, envelope: ParsedEnvelope) -> IngestResult:
     return result
 
 
-def _known_ids(session: Session, envelope: ParsedEnvelope) -> set[str]:
-    ids = [e.event_id for e in envelope.events]
-    ids += [r.event_id for r in envelope.rejected if r.event_id]
-    if not ids:
+_EVENTS = RegistryEventRecord.__table__
+# Insert-unless-stored in one statement where the database can (SQLite 3.35+, PostgreSQL).
+_INSERT_NEW = {
+    "sqlite": sqlite_insert(_EVENTS).on_conflict_do_nothing(index_elements=["event_id"]),
+    "postgresql": postgresql_insert(_EVENTS).on_conflict_do_nothing(index_elements=["event_id"]),
+}
+
+
+def _store_new(session: Session, records: list[dict[str, Any]]) -> set[str | None]:
+    """Store the records whose event id is not stored yet; return the ids stored (None stands
+    for rejected events without a usable id, which are always stored)."""
+    if not records:
         return set()
-    query = select(RegistryEventRecord.event_id).where(RegistryEventRecord.event_id.in_(ids))
-    return set(session.scalars(query))
+    connection = session.connection()
+    statement = _INSERT_NEW.get(connection.dialect.name)
+    if statement is not None:
+        stored = connection.execute(statement.returning(_EVENTS.c.event_id), records)
+        return set(stored.scalars())
+    ids = [r["event_id"] for r in records if r["event_id"] is not None]
+    known = set(connection.scalars(select(_EVENTS.c.event_id).where(_EVENTS.c.event_id.in_(ids))))
+    new = [r for r in records if r["event_id"] is None or r["event_id"] not in known]
+    if new:
+        connection.execute(insert(_EVENTS), new)
+    return {r["event_id"] for r in new}
 
 
 def _push(event: RegistryEvent) -> catalog.Push | None:
@@ -122,13 +141,13 @@ def _push(event: RegistryEvent) -> catalog.Push | None:
 
 def _ingest_together(session: Session, envelope: ParsedEnvelope) -> IngestResult:
     result = IngestResult(ignored=envelope.ignored)
-    known = _known_ids(session, envelope)
-    rejected = [r for r in envelope.rejected if not (r.event_id and r.event_id in known)]
-    fresh = [e for e in envelope.events if e.event_id not in known]
+    stored = _store_new(
+        session,
+        [_record(e) for e in envelope.events] + [_rejected_record(r) for r in envelope.rejected],
+    )
+    fresh = [e for e in envelope.events if e.event_id in stored]
+    rejected = [r for r in envelope.rejected if r.event_id is None or r.event_id in stored]
     result.duplicates = len(envelope.events) + len(envelope.rejected) - len(fresh) - len(rejected)
-    records = [_record(e) for e in fresh] + [_rejected_record(r) for r in rejected]
-    if records:
-        session.execute(insert(RegistryEventRecord), records)
     for item in rejected:
         log.warning("registry event rejected: %s", item.reason)
     # Pushes are applied in batches; a delete in between must see the pushes before it.

@@ -25,14 +25,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
-import os
-import platform
 import re
-import signal
-import socket
-import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,43 +35,25 @@ from typing import Any
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import (
+    ROOT,
+    Gunicorn,
+    add_end_load,
+    add_user,
+    create_app,
+    machine_facts,
+    percentile,
+    report_header,
+    set_portus_env,
+    write_report,
+)
+
 RESULTS = ROOT / "bench" / "results" / "pages_bench.md"
 NAMESPACES, REPOS_PER_NAMESPACE, TAGS_PER_REPO = 500, 20, 10
 USERS = {"viewer": 50, "small": 5}  # username -> namespaces granted (x 20 repositories)
 PASSWORD = "bench-password-1"
 WORKERS, THREADS = 2, 4
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def machine_facts() -> dict[str, str]:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gunicorn = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "gunicorn"), "--version"], capture_output=True, text=True
-    )
-    return {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "host": platform.node(),
-        "cpu": f"{cpu} x {os.cpu_count()}",
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "gunicorn": (gunicorn.stdout or gunicorn.stderr).strip(),
-        "load average at start (1/5/15 min)": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
-    }
 
 
 def seed(app: Any) -> dict[str, int]:
@@ -88,12 +64,9 @@ def seed(app: Any) -> dict[str, int]:
 
     started = time.perf_counter()
     session = app.appbuilder.session
-    sm = app.appbuilder.sm
     users = {}
     for username in USERS:
-        user = sm.add_user(
-            username, username, "Bench", f"{username}@bench.test", sm.find_role("User"), PASSWORD
-        )
+        user = add_user(app, username, username, PASSWORD)
         assert user and user.password.startswith("scrypt:")
         users[username] = user.id
     now = dt.datetime(2025, 6, 1)
@@ -199,59 +172,9 @@ def check_page(name: str, status: int, html: str, username: str) -> None:
         assert "repo07" in html and "repo06" not in html, "search shows non-matching rows"
 
 
-class Server:
-    def __init__(self, log: Path) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        self.popen: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Server:
-        args = [
-            str(ROOT / ".venv" / "bin" / "gunicorn"),
-            "--bind",
-            f"127.0.0.1:{self.port}",
-            "--workers",
-            str(WORKERS),
-            "--worker-class",
-            "gthread",
-            "--threads",
-            str(THREADS),
-            "--log-level",
-            "warning",
-            "run:create_app()",
-        ]
-        self.popen = subprocess.Popen(
-            args,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and self.popen.poll() is None:
-            try:
-                if requests.get(f"{self.base}/login/", timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        tail = self.log.read_text(errors="replace")[-3000:]
-        self.__exit__()
-        raise RuntimeError(f"gunicorn did not start:\n{tail}")
-
-    def __exit__(self, *_exc: object) -> None:
-        popen, self.popen = self.popen, None
-        if popen is None:
-            return
-        os.killpg(popen.pid, signal.SIGTERM)  # only the group this script started
-        try:
-            popen.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(popen.pid, signal.SIGKILL)
-            popen.wait()
+def login_page_ready(base: str) -> bool:
+    """Up once the login form renders: the app, its database and its templates all work."""
+    return requests.get(f"{base}/login/", timeout=2).status_code == 200
 
 
 def http_login(base: str, username: str) -> requests.Session:
@@ -322,11 +245,6 @@ def count_queries(app: Any) -> dict[str, dict[str, int]]:
     return counts
 
 
-def pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
-
-
 def report(
     facts: dict[str, str],
     seeded: dict[str, int],
@@ -335,14 +253,9 @@ def report(
 ) -> str:
     paths = pages("viewer")
     lines = [
-        "# pages_bench: explore, repository and search pages over 10,000 repositories",
-        "",
-        f"Produced by `.venv/bin/python bench/pages_bench.py` on {facts['date']}.",
-        "",
-        "| machine | |",
-        "|---|---|",
-        *[f"| {k} | {v} |" for k, v in facts.items()],
-        "",
+        *report_header(
+            "pages_bench", "explore, repository and search pages over 10,000 repositories", facts
+        ),
         f"Seeded with Core bulk inserts in {seeded['seconds']} s: {seeded['namespaces']:,} "
         f"namespaces, {seeded['repositories']:,} repositories, {seeded['tags']:,} tags "
         "(SQLite). User `viewer` holds viewer grants on 50 namespaces (1,000 visible "
@@ -357,9 +270,10 @@ def report(
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, samples in timings.items():
+        p50, p90 = percentile(samples, 50), percentile(samples, 90)
         lines.append(
-            f"| {name} | `{paths[name]}` | {len(samples)} | {pct(samples, 50):.1f} | "
-            f"{pct(samples, 90):.1f} | {statistics.fmean(samples):.1f} | {max(samples):.1f} | "
+            f"| {name} | `{paths[name]}` | {len(samples)} | {p50:.1f} | {p90:.1f} | "
+            f"{statistics.fmean(samples):.1f} | {max(samples):.1f} | "
             f"{queries['viewer'][name]} ({queries['viewer'][f'{name} (portus_ tables)']}) | "
             f"{queries['small'][name]} ({queries['small'][f'{name} (portus_ tables)']}) |"
         )
@@ -378,9 +292,9 @@ def report(
             queries["viewer"][key] == queries["small"][key]
             for key in (name, f"{name} (portus_ tables)")
         )
-        ok = pct(samples, 50) < 100 and same
+        ok = percentile(samples, 50) < 100 and same
         lines.append(
-            f"- {name}: p50 {pct(samples, 50):.1f} ms, statements "
+            f"- {name}: p50 {percentile(samples, 50):.1f} ms, statements "
             f"{queries['viewer'][name]} vs {queries['small'][name]}: "
             f"**{'PASS' if ok else 'FAIL'}**"
         )
@@ -393,37 +307,22 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="portus-pages-bench-") as tmp:
         data_dir = Path(tmp)
-        os.environ.update(
-            {
-                "PORTUS_DATA_DIR": str(data_dir),
-                "PORTUS_REGISTRY_URL": "http://registry.bench:5000",
-                "PORTUS_BROKER_URL": "memory://",
-                "PORTUS_EMBEDDED_WORKER": "false",
-            }
-        )
-        os.environ.pop("PORTUS_DATABASE_URL", None)
-        sys.path.insert(0, str(ROOT))
-        from run import create_app
-
-        app = create_app()
-        assert app.config["SQLALCHEMY_DATABASE_URI"].endswith(f"{data_dir}/portus.db")
+        set_portus_env(data_dir, "memory://")
+        app = create_app(data_dir)
         with app.app_context():
             seeded = seed(app)
         print(f"seeded {seeded}", flush=True)
         facts = machine_facts()
-        with Server(data_dir / "gunicorn.log") as server:
+        model = ("gthread", WORKERS, THREADS)
+        with Gunicorn(data_dir / "gunicorn.log", model, login_page_ready) as server:
             timings = time_pages(server.base, args.requests)
         for name, samples in timings.items():
-            print(f"   {name:11} p50 {pct(samples, 50):6.1f} ms  p90 {pct(samples, 90):6.1f} ms")
+            p50, p90 = percentile(samples, 50), percentile(samples, 90)
+            print(f"   {name:11} p50 {p50:6.1f} ms  p90 {p90:6.1f} ms")
         queries = count_queries(app)
         print(f"   statements per page: {queries}", flush=True)
-    facts["load average at end (1/5/15 min)"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    text = report(facts, seeded, timings, queries)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
-    print()
-    print(text)
-    print(f"written to {RESULTS.relative_to(ROOT)}")
+    add_end_load(facts)
+    write_report(RESULTS, report(facts, seeded, timings, queries))
     return 0
 
 

@@ -24,33 +24,42 @@ from __future__ import annotations
 
 import argparse
 import base64
-import datetime as dt
 import json
 import os
-import platform
 import re
-import shutil
-import signal
-import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import (
+    REGISTRY_URL,
+    ROOT,
+    Gunicorn,
+    WorkerModel,
+    add_end_load,
+    add_models_option,
+    add_user,
+    create_app,
+    machine_facts,
+    report_header,
+    require_tool,
+    selected_models,
+    set_portus_env,
+    write_report,
+)
+
 RESULTS = ROOT / "bench" / "results" / "token_bench.md"
-SERVICE = "registry.bench:5000"
+SERVICE = REGISTRY_URL.removeprefix("http://")
 USER, PASSWORD = "alice", "alice-bench-password"
 SCOPE = "repository:alice/app:pull,push"
 CONNECTIONS = 16
 WRK_THREADS = 2
 # name -> (gunicorn --worker-class, --workers, --threads)
-MODELS = {
+MODELS: dict[str, WorkerModel] = {
     "sync:2": ("sync", 2, 1),
     "sync:4": ("sync", 4, 1),
     "gthread:2x4": ("gthread", 2, 4),
@@ -69,12 +78,6 @@ class WrkResult:
     socket_errors: str
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def http_status(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     request = urllib.request.Request(url, headers=headers or {})
     try:
@@ -84,106 +87,14 @@ def http_status(url: str, headers: dict[str, str] | None = None) -> tuple[int, b
         return error.code, error.read()
 
 
-def machine_facts() -> dict[str, str]:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
-    gunicorn = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "gunicorn"), "--version"], capture_output=True, text=True
-    )
-    return {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "host": platform.node(),
-        "cpu": f"{cpu} x {os.cpu_count()}",
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "gunicorn": gunicorn.stdout.strip() or gunicorn.stderr.strip(),
-        "wrk": (wrk.stdout + wrk.stderr).split("[")[0].strip(),
-        "load average at start (1/5/15 min)": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
-    }
-
-
 def seed(data_dir: Path) -> None:
     """Create the app's tables and alice (scrypt password, personal namespace `alice`)."""
-    sys.path.insert(0, str(ROOT))
-    from run import create_app
-
-    app = create_app()
+    app = create_app(data_dir)
     with app.app_context():
-        assert app.config["SQLALCHEMY_DATABASE_URI"].endswith(f"{data_dir}/portus.db")
-        sm = app.appbuilder.sm
-        user = sm.add_user(
-            USER, "Alice", "Bench", "alice@bench.test", sm.find_role("User"), PASSWORD
-        )
+        user = add_user(app, USER, "Alice", PASSWORD)
         assert user, "could not create alice"
         assert user.password.startswith("scrypt:"), user.password[:20]
         app.appbuilder.session.remove()
-
-
-class Gunicorn:
-    def __init__(self, data_dir: Path, worker_class: str, workers: int, threads: int) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = data_dir / f"gunicorn-{worker_class}-{workers}x{threads}.log"
-        self.args = [
-            str(ROOT / ".venv" / "bin" / "gunicorn"),
-            "--bind",
-            f"127.0.0.1:{self.port}",
-            "--workers",
-            str(workers),
-            "--worker-class",
-            worker_class,
-            "--threads",
-            str(threads),
-            "--backlog",
-            "256",
-            "--log-level",
-            "warning",
-            "run:create_app()",
-        ]
-        self.popen: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Gunicorn:
-        log = self.log_path.open("ab")
-        self.popen = subprocess.Popen(
-            self.args,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.popen.poll() is not None:
-                raise RuntimeError(f"gunicorn exited:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                if http_status(f"{self.base}/v2/token?scope=bad")[0] == 400:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.2)
-        self.__exit__()
-        raise RuntimeError(f"gunicorn not ready:\n{self.log_path.read_text()[-3000:]}")
-
-    def __exit__(self, *_exc: object) -> None:
-        popen, self.popen = self.popen, None
-        if popen is None:
-            return
-        os.killpg(popen.pid, signal.SIGTERM)  # the group this script started, nothing else
-        try:
-            popen.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(popen.pid, signal.SIGKILL)
-            popen.wait()
 
 
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -220,6 +131,11 @@ def wrk(label: str, url: str, seconds: float, headers: dict[str, str] | None = N
     )
 
 
+def server_ready(base: str) -> bool:
+    """The token view rejects a bad scope before any database work: up, and cheap to ask."""
+    return http_status(f"{base}/v2/token?scope=bad")[0] == 400
+
+
 def check_token(base: str, auth: dict[str, str]) -> None:
     status, body = http_status(f"{base}/v2/token?service={SERVICE}&scope={SCOPE}", auth)
     assert status == 200, (status, body[:300])
@@ -237,10 +153,11 @@ def check_token(base: str, auth: dict[str, str]) -> None:
 def run_model(
     name: str, data_dir: Path, seconds: float, warmup: float
 ) -> tuple[str, list[WrkResult]]:
-    worker_class, workers, threads = MODELS[name]
+    worker_class, workers, threads = model = MODELS[name]
     auth = {"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}
     token_url = f"/v2/token?service={SERVICE}&scope={SCOPE}"
-    with Gunicorn(data_dir, worker_class, workers, threads) as server:
+    log_path = data_dir / f"gunicorn-{worker_class}-{workers}x{threads}.log"
+    with Gunicorn(log_path, model, server_ready, backlog=256) as server:
         check_token(server.base, auth)
         results = []
         wrk("warm-up", f"{server.base}/static/appbuilder/css/ab.css", warmup)
@@ -256,14 +173,7 @@ def run_model(
 
 def report(facts: dict[str, str], runs: list[tuple[str, list[WrkResult]]], seconds: float) -> str:
     lines = [
-        "# token_bench: GET /v2/token vs the floor",
-        "",
-        f"Produced by `.venv/bin/python bench/token_bench.py` on {facts['date']}.",
-        "",
-        "| machine | |",
-        "|---|---|",
-        *[f"| {k} | {v} |" for k, v in facts.items()],
-        "",
+        *report_header("token_bench", "GET /v2/token vs the floor", facts),
         f"Load: wrk, {WRK_THREADS} threads, {CONNECTIONS} connections, {seconds:g} s per row, "
         "on the same 2 cores as the server. Password hash: scrypt (FAB default). "
         f"Scope `{SCOPE}`, service `{SERVICE}`. "
@@ -294,7 +204,7 @@ def report(facts: dict[str, str], runs: list[tuple[str, list[WrkResult]]], secon
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default=DEFAULT_MODELS, help=f"of {', '.join(MODELS)}")
+    add_models_option(parser, MODELS, DEFAULT_MODELS)
     parser.add_argument("--duration", type=float, default=8, help="seconds per measured row")
     parser.add_argument("--warmup", type=float, default=3, help="seconds of warm-up")
     parser.add_argument(
@@ -307,29 +217,23 @@ def main() -> int:
         if args.algorithm == "RS256"
         else RESULTS.with_name(f"token_bench_{args.algorithm.lower()}.md")
     )
-    if shutil.which("wrk") is None:
-        print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
+    if not require_tool("wrk"):
         return 2
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = [m for m in models if m not in MODELS]
-    if unknown:
-        parser.error(f"unknown models {unknown}; choose from {list(MODELS)}")
+    models = selected_models(parser, args.models, MODELS)
 
     with tempfile.TemporaryDirectory(prefix="portus-token-bench-") as tmp:
         data_dir = Path(tmp)
-        os.environ.update(
-            {
-                "PORTUS_DATA_DIR": str(data_dir),
-                "PORTUS_REGISTRY_URL": f"http://{SERVICE}",
-                "PORTUS_REGISTRY_SERVICE": SERVICE,
-                "PORTUS_BROKER_URL": "memory://",
-                "PORTUS_EMBEDDED_WORKER": "false",
-            }
+        set_portus_env(
+            data_dir,
+            "memory://",
+            {"PORTUS_REGISTRY_SERVICE": SERVICE},
+            unset=["PORTUS_CREDENTIAL_CACHE_TTL"],  # the default: 60 s
         )
-        for name in ("PORTUS_DATABASE_URL", "PORTUS_CREDENTIAL_CACHE_TTL"):  # defaults: 60 s
-            os.environ.pop(name, None)
         seed(data_dir)
-        facts = machine_facts()
+        wrk_version = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
+        facts = machine_facts(
+            {"wrk": (wrk_version.stdout + wrk_version.stderr).split("[")[0].strip()}
+        )
         runs = []
         for name in models:
             print(f"== {name}", flush=True)
@@ -338,13 +242,8 @@ def main() -> int:
                 print(
                     f"   {r.label:26} {r.rps:9,.0f} req/s  p50 {r.p50_ms:7.2f}  p99 {r.p99_ms:7.2f}"
                 )
-    facts["load average at end (1/5/15 min)"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    text = report(facts, runs, args.duration)
-    results.parent.mkdir(parents=True, exist_ok=True)
-    results.write_text(text)
-    print()
-    print(text)
-    print(f"written to {results.relative_to(ROOT)}")
+    add_end_load(facts)
+    write_report(results, report(facts, runs, args.duration))
     return 0
 
 

@@ -28,12 +28,7 @@ import argparse
 import datetime as dt
 import hashlib
 import json
-import os
-import platform
 import random
-import shutil
-import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -42,14 +37,32 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import (
+    REGISTRY_URL,
+    ROOT,
+    Gunicorn,
+    Managed,
+    WorkerModel,
+    add_end_load,
+    add_models_option,
+    add_user,
+    create_app,
+    free_port,
+    machine_facts,
+    percentile,
+    report_header,
+    require_tool,
+    selected_models,
+    set_portus_env,
+    write_report,
+)
+
 RESULTS = ROOT / "bench" / "results" / "webhook_bench.md"
 SECRET = "bench-webhook-secret"
 ENVELOPE_TYPE = "application/vnd.docker.distribution.events.v1+json"
@@ -60,7 +73,7 @@ MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.list.v2+json",
 )
 TEAMS = [f"team{i}" for i in range(5)]  # known namespaces; adopted ones appear on first push
-MODELS = {
+MODELS: dict[str, WorkerModel] = {
     "gthread:2x4": ("gthread", 2, 4),
     "gthread:1x4": ("gthread", 1, 4),
     "sync:2": ("sync", 2, 1),
@@ -87,106 +100,31 @@ class Phase:
         return self.events / self.seconds
 
     def pct(self, q: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+        return percentile(self.latencies_ms, q)
 
     @property
     def exactly_once(self) -> bool:
         return self.stored == self.events == self.distinct and self.missing == 0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def machine_facts() -> dict[str, str]:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gunicorn = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "gunicorn"), "--version"], capture_output=True, text=True
-    )
-    redis_v = subprocess.run(["redis-server", "--version"], capture_output=True, text=True)
-    return {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "host": platform.node(),
-        "cpu": f"{cpu} x {os.cpu_count()}",
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "gunicorn": (gunicorn.stdout or gunicorn.stderr).strip(),
-        "redis": redis_v.stdout.split(" sha=")[0].strip(),
-        "load average at start (1/5/15 min)": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
-    }
-
-
-class Managed:
-    """A child process in its own session; stopped by signalling that group only."""
-
-    def __init__(self, name: str, args: list[str], log_path: Path, env: dict[str, str]) -> None:
-        self.name, self.args, self.log_path, self.env = name, args, log_path, env
-        self.popen: subprocess.Popen[bytes] | None = None
-
-    def start(self, ready: Callable[[], object], timeout: float = 60) -> None:
-        log = self.log_path.open("ab")
-        self.popen = subprocess.Popen(
-            self.args,
-            cwd=ROOT,
-            env={**os.environ, **self.env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.popen.poll() is not None:
-                break
-            try:
-                if ready():
-                    return
-            except (OSError, redis.RedisError, requests.RequestException):
-                pass
-            time.sleep(0.2)
-        tail = self.log_path.read_text(errors="replace")[-3000:]
-        self.stop()
-        raise RuntimeError(f"{self.name} did not start:\n{tail}")
-
-    def stop(self) -> None:
-        popen, self.popen = self.popen, None
-        if popen is None:
-            return
-        os.killpg(popen.pid, signal.SIGTERM)
-        try:
-            popen.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(popen.pid, signal.SIGKILL)
-            popen.wait()
-
-
 def seed(data_dir: Path) -> None:
     """Tables, an admin-less app with a user `alice` and the known team namespaces."""
-    sys.path.insert(0, str(ROOT))
+    # nobody logs in here: a fast hash
+    app = create_app(data_dir, {"FAB_PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000"})
     from portus_fab.management import create_namespace
-    from run import create_app
 
-    app = create_app({"FAB_PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000"})  # nobody logs in here
     with app.app_context():
-        assert app.config["SQLALCHEMY_DATABASE_URI"].endswith(f"{data_dir}/portus.db")
-        sm = app.appbuilder.sm
-        assert sm.add_user("alice", "Alice", "Bench", "alice@bench.test", sm.find_role("User"), "x")
+        assert add_user(app, "alice", "Alice", "x")
         session = app.appbuilder.session
         for team in TEAMS:
             create_namespace(session, team)
         session.commit()
         session.remove()
+
+
+def webhook_ready(base: str) -> bool:
+    """Up once the webhook answers an unauthenticated POST with 401 (no event is stored)."""
+    return requests.post(f"{base}/v2/webhooks/events", data=b"{}", timeout=2).status_code == 401
 
 
 def _digest(text: str) -> str:
@@ -227,7 +165,7 @@ def make_envelopes(rng: random.Random, phase: str, total: int) -> tuple[list[byt
                         "digest": digest,
                         "length": 528 + made % 2000,
                         "repository": repository,
-                        "url": f"http://registry.bench:5000/v2/{repository}/manifests/{digest}",
+                        "url": f"{REGISTRY_URL}/v2/{repository}/manifests/{digest}",
                         "tag": tag,
                     },
                     "request": {
@@ -334,14 +272,7 @@ def run_phase(
 
 def report(facts: dict[str, str], phases: list[Phase], args: argparse.Namespace) -> str:
     lines = [
-        "# webhook_bench: registry events into POST /v2/webhooks/events",
-        "",
-        f"Produced by `.venv/bin/python bench/webhook_bench.py` on {facts['date']}.",
-        "",
-        "| machine | |",
-        "|---|---|",
-        *[f"| {k} | {v} |" for k, v in facts.items()],
-        "",
+        *report_header("webhook_bench", "registry events into POST /v2/webhooks/events", facts),
         f"{args.events:,} manifest push/pull events per phase in envelopes of 1-10 events; "
         "broker: the script's own redis-server; database: SQLite (WAL) in a temp dir; "
         "client: requests.Session (keep-alive) per sender, on the same 2 cores.",
@@ -376,15 +307,12 @@ def report(facts: dict[str, str], phases: list[Phase], args: argparse.Namespace)
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=5000, help="events per phase")
-    parser.add_argument("--models", default=DEFAULT_MODELS, help=f"of {', '.join(MODELS)}")
+    add_models_option(parser, MODELS, DEFAULT_MODELS)
     parser.add_argument("--senders", default="1,4", help="sender counts to run, e.g. 1 or 1,4")
     args = parser.parse_args()
-    if shutil.which("redis-server") is None:
-        print("redis-server is not installed: apt-get install -y redis-server", file=sys.stderr)
+    if not require_tool("redis-server"):
         return 2
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    if bad := [m for m in models if m not in MODELS]:
-        parser.error(f"unknown models {bad}; choose from {list(MODELS)}")
+    models = selected_models(parser, args.models, MODELS)
     sender_counts = [int(s) for s in args.senders.split(",")]
     rng = random.Random(20250101)
     phases: list[Phase] = []
@@ -409,60 +337,30 @@ def main() -> int:
                 str(data_dir),
             ],
             data_dir / "redis.log",
-            {},
         )
-        redis_server.start(lambda: redis.Redis.from_url(redis_url).ping())
+        redis_server.start(
+            lambda: redis.Redis.from_url(redis_url).ping(), transient=(OSError, redis.RedisError)
+        )
         try:
-            os.environ.update(
-                {
-                    "PORTUS_DATA_DIR": str(data_dir),
-                    "PORTUS_BROKER_URL": redis_url,
-                    "PORTUS_WEBHOOK_SECRET": SECRET,
-                    "PORTUS_REGISTRY_URL": "http://registry.bench:5000",
-                    "PORTUS_EMBEDDED_WORKER": "false",
-                }
-            )
-            os.environ.pop("PORTUS_DATABASE_URL", None)
+            set_portus_env(data_dir, redis_url, {"PORTUS_WEBHOOK_SECRET": SECRET})
             seed(data_dir)
-            facts = machine_facts()
+            redis_version = subprocess.run(
+                ["redis-server", "--version"], capture_output=True, text=True
+            )
+            facts = machine_facts({"redis": redis_version.stdout.split(" sha=")[0].strip()})
             broker = redis.Redis.from_url(redis_url)
             for model in models:
-                worker_class, workers, threads = MODELS[model]
-                port = free_port()
-                base = f"http://127.0.0.1:{port}"
-                server = Managed(
-                    f"gunicorn {model}",
-                    [
-                        str(ROOT / ".venv" / "bin" / "gunicorn"),
-                        "--bind",
-                        f"127.0.0.1:{port}",
-                        "--workers",
-                        str(workers),
-                        "--worker-class",
-                        worker_class,
-                        "--threads",
-                        str(threads),
-                        "--log-level",
-                        "warning",
-                        "run:create_app()",
-                    ],
+                with Gunicorn(
                     data_dir / f"gunicorn-{model.replace(':', '_')}.log",
-                    {"PYTHONPATH": str(ROOT)},
-                )
-                server.start(
-                    lambda base=base: (
-                        requests.post(
-                            f"{base}/v2/webhooks/events", data=b"{}", timeout=2
-                        ).status_code
-                        == 401
-                    )
-                )
-                try:
+                    MODELS[model],
+                    webhook_ready,
+                    name=f"gunicorn {model}",
+                ) as server:
                     for senders in sender_counts:
                         print(f"== {model}, {senders} sender(s)", flush=True)
                         before = broker.llen("portus_fab")
                         phase = run_phase(
-                            base, data_dir / "portus.db", model, senders, args.events, rng
+                            server.base, data_dir / "portus.db", model, senders, args.events, rng
                         )
                         phase.queued = broker.llen("portus_fab") - before
                         phases.append(phase)
@@ -472,17 +370,10 @@ def main() -> int:
                             f"mean {statistics.fmean(phase.latencies_ms):.1f} ms",
                             flush=True,
                         )
-                finally:
-                    server.stop()
         finally:
             redis_server.stop()
-    facts["load average at end (1/5/15 min)"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    text = report(facts, phases, args)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
-    print()
-    print(text)
-    print(f"written to {RESULTS.relative_to(ROOT)}")
+    add_end_load(facts)
+    write_report(RESULTS, report(facts, phases, args))
     return 0
 
 

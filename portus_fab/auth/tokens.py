@@ -12,7 +12,7 @@ import jwt
 from portus_fab.auth.keys import SigningKey
 
 # The registry allows 60 s of clock skew; backdating nbf a little covers our own.
-NOT_BEFORE_SKEW = dt.timedelta(seconds=5)
+NOT_BEFORE_SECONDS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +40,14 @@ def issue_token(
     ttl: int,
 ) -> IssuedToken:
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    seconds = int(now.timestamp())  # NumericDate: PyJWT would convert datetimes the same way
     claims = {
         "iss": issuer,
         "sub": subject,
         "aud": audience,  # a string: registry v2.8 rejects a list
-        "exp": now + dt.timedelta(seconds=ttl),
-        "nbf": now - NOT_BEFORE_SKEW,
-        "iat": now,
+        "exp": seconds + ttl,
+        "nbf": seconds - NOT_BEFORE_SECONDS,
+        "iat": seconds,
         "jti": secrets.token_urlsafe(18),
         "access": access,
     }

@@ -22,12 +22,22 @@ class PolicyEpoch(Model):
 
 
 _CURRENT = select(PolicyEpoch.value).where(PolicyEpoch.id == EPOCH_ROW)
+# No bound parameters: portable across DB-API paramstyles.
+_CURRENT_SQL = f"SELECT value FROM {PolicyEpoch.__tablename__} WHERE id = {EPOCH_ROW}"
 
 
 def current_epoch(bind: Session | Engine) -> int:
     """Read on a bare engine connection by the token endpoint: a returning client's request then
     needs no ORM session at all."""
     if isinstance(bind, Engine):
-        with bind.connect() as connection:
-            return connection.execute(_CURRENT).scalar_one()
+        # A pooled DB-API connection: the SQLAlchemy layers add nothing to this one-value read.
+        connection = bind.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(_CURRENT_SQL)
+            (value,) = cursor.fetchone()
+            cursor.close()
+            return value
+        finally:
+            connection.close()
     return bind.execute(_CURRENT).scalar_one()

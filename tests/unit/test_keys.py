@@ -26,7 +26,7 @@ from portus_fab.auth.keys import (
     load_or_generate,
     load_signing_key,
 )
-from portus_fab.auth.tokens import NOT_BEFORE_SKEW, issue_token
+from portus_fab.auth.tokens import NOT_BEFORE_SECONDS, issue_token
 
 # Generated once with `openssl genrsa 2048` and `openssl ecparam -name prime256v1 -genkey`.
 RSA_PEM = b"""\
@@ -300,7 +300,7 @@ def test_issued_token_verifies_with_the_certificate(fixed: tuple[bytes, str, str
     assert claims["access"] == access
     assert before <= claims["iat"] <= after
     assert claims["nbf"] < claims["iat"]
-    assert claims["nbf"] == claims["iat"] - NOT_BEFORE_SKEW.total_seconds()
+    assert claims["nbf"] == claims["iat"] - NOT_BEFORE_SECONDS
     assert claims["nbf"] < time.time()
     assert claims["exp"] == claims["iat"] + 900
     assert issued.expires_in == 900

@@ -11,13 +11,13 @@ from collections.abc import Callable
 from typing import Any
 
 from flask_appbuilder import ModelView
-from flask_appbuilder.fieldwidgets import Select2Widget
+from flask_appbuilder.fieldwidgets import BS3TextAreaFieldWidget, Select2Widget
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from sqlalchemy import select
 from sqlalchemy.sql.elements import ColumnElement
-from wtforms import SelectField
-from wtforms.validators import ValidationError
+from wtforms import SelectField, TextAreaField
+from wtforms.validators import Optional, ValidationError
 
 from portus_fab import management, policy
 from portus_fab.models import (
@@ -104,7 +104,16 @@ class NamespaceView(ModelView):
     base_order = ("name", "asc")
     base_filters = [["id", PolicyFilter, lambda: policy.managed_namespaces(current_principal())]]
     validators_columns = {"name": [_raise_as_form_error(management.validate_namespace_name)]}
-    add_form_extra_fields = edit_form_extra_fields = VISIBILITY_FIELD
+    add_form_extra_fields = edit_form_extra_fields = {
+        **VISIBILITY_FIELD,
+        # Optional, though the column is NOT NULL: an empty description is stored as "".
+        "description": TextAreaField(
+            "Description",
+            validators=[Optional()],
+            filters=[lambda text: text or ""],
+            widget=BS3TextAreaFieldWidget(),
+        ),
+    }
     search_form_extra_fields = {**VISIBILITY_FIELD, "kind": _choice(NamespaceKind, "Kind")}
 
     def pre_add(self, item: Namespace) -> None:

@@ -1066,6 +1066,15 @@ def test_namespace_owner_edits_their_namespace_and_its_grants(world: World) -> N
     assert DEVAPP in explore_repositories(world.client(OTHER).get("/registry/"))
     assert DEVAPP not in explore_repositories(world.client(ANONYMOUS).get("/registry/"))
 
+    # The description may be cleared (stored as empty text).
+    response = client.post(
+        f"/namespaceview/edit/{devteam}",
+        data={"visibility": "protected", "description": ""},
+        follow_redirects=True,
+    )
+    assert "Changed Row" in flashes(response), flashes(response)
+    assert fresh(world.app, Namespace, devteam).description == ""
+
     # Grants on it: the add form offers only the namespaces they own.
     response = client.get("/grantview/add")
     assert "devteam" in body_of(response)

@@ -68,6 +68,19 @@ def _raise_as_form_error(check: Callable[[str], str | None]) -> Callable[[Any, A
     return validator
 
 
+class OwnValidatorsMixin:
+    """FAB appends its Unique validator to the lists in `validators_columns`: give every view
+    instance (one per app) its own lists, so they do not grow with each app built."""
+
+    validators_columns: dict[str, list[Any]]
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.validators_columns = {
+            column: list(validators) for column, validators in type(self).validators_columns.items()
+        }
+        super().__init__(**kwargs)
+
+
 def _choice(enum_class: type[Any], label: str) -> Any:
     """A select of an enum's values. FAB's own EnumField expects member NAMES in the column
     type, while portus_fab stores the lowercase values."""
@@ -88,7 +101,7 @@ def _check(problem: str | None) -> None:
         raise management.ManagementError(problem)
 
 
-class NamespaceView(ModelView):
+class NamespaceView(OwnValidatorsMixin, ModelView):
     datamodel = SQLAInterface(Namespace)
     list_title = "Namespaces"
     list_columns = ["name", "kind", "visibility", "description", "created_at"]
@@ -218,7 +231,7 @@ class TeamMemberView(ModelView):
             management.check_keeps_an_owner(self.datamodel.session, item.team, leaving=item)
 
 
-class TeamView(ModelView):
+class TeamView(OwnValidatorsMixin, ModelView):
     datamodel = SQLAInterface(Team)
     list_title = "Teams"
     list_columns = ["name", "description", "created_at"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -232,3 +233,88 @@ class Redis(Process):
         with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
             sock.sendall(b"PING\r\n")
             return sock.recv(64).startswith(b"+PONG")
+
+
+class Postgres(Process):
+    """A throw-away PostgreSQL server (Debian's `postgresql` package) on a free loopback port.
+
+    initdb refuses to run as root, so as root the server runs as the `postgres` user in a
+    directory it owns.
+    """
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+        if not binaries:
+            raise ServiceError("PostgreSQL is not installed (apt-get install postgresql)")
+        bin_dir = binaries[-1]
+        # Outside pytest's private tmp dirs: the postgres user must be able to reach it.
+        self.directory = Path(tempfile.mkdtemp(prefix="portus-pg-"))
+        self.directory.chmod(0o755)
+        as_owner: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres", "postgres")
+            as_owner = ["runuser", "-u", "postgres", "--"]
+        data = self.directory / "data"
+        subprocess.run(
+            [
+                *as_owner,
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-A",
+                "trust",
+                "-U",
+                "portus",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        super().__init__(
+            "postgres",
+            [
+                *as_owner,
+                str(bin_dir / "postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.directory),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+            ],
+            log_dir=Path(tempfile.mkdtemp(prefix="portus-pg-log-")),
+            ready=self._accepts,
+            startup_timeout=30,
+        )
+
+    def create_database(self, name: str) -> str:
+        """A new empty database; returns its SQLAlchemy URL."""
+        connection = self._connect()
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+        connection.close()
+        return f"postgresql+psycopg2://portus@127.0.0.1:{self.port}/{name}"
+
+    def _connect(self) -> Any:
+        import psycopg2  # the test extra's driver; only this service needs it
+
+        return psycopg2.connect(host="127.0.0.1", port=self.port, user="portus", dbname="postgres")
+
+    def _accepts(self) -> bool:
+        self._connect().close()
+        return True
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)

@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real peers the end-to-end tests start themselves on free loopback ports.
-APT_PACKAGES=(python3-venv python3-pip docker-registry skopeo redis-server chromium openssl)
+APT_PACKAGES=(python3-venv python3-pip docker-registry skopeo redis-server postgresql chromium
+              openssl)
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do

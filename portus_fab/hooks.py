@@ -1,6 +1,10 @@
-"""Reactions to FAB's user table that must hold for every way a user is created or removed:
-FAB's admin screen, its REST API, `flask fab create-user`, self-registration, LDAP and OAuth.
-FAB's signals only fire from `sm.add_user`, so these listen on the ORM mapper instead."""
+"""Reactions that must hold however the data is changed.
+
+- Users: every way a user is created or removed (FAB's admin screen, its REST API,
+  `flask fab create-user`, self-registration, LDAP and OAuth) gets its personal namespace or loses
+  its rights. FAB's signals only fire from `sm.add_user`, so these listen on the ORM mapper.
+- The policy epoch: any flush that can change a policy decision bumps it (portus_fab.models.epoch).
+"""
 
 from __future__ import annotations
 

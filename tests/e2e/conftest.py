@@ -59,15 +59,8 @@ class Stack:
         return result
 
 
-def start_stack(template_dir: Path, workdir: Path, **overrides: Any) -> Iterator[Stack]:
-    app_port, registry_port = free_port(), free_port()
-    app = make_app(
-        template_dir,
-        workdir / "data",
-        PORTUS_PUBLIC_URL=f"http://127.0.0.1:{app_port}",
-        PORTUS_REGISTRY_URL=f"http://127.0.0.1:{registry_port}",
-        **overrides,
-    )
+def registry_config(app: Flask, workdir: Path, *args: str) -> str:
+    """The output of `flask portus registry-config --full` for `app` (extra `args` appended)."""
     with app.app_context():
         result = app.test_cli_runner().invoke(
             args=[
@@ -78,11 +71,24 @@ def start_stack(template_dir: Path, workdir: Path, **overrides: Any) -> Iterator
                 str(workdir / "storage"),
                 "--write-cert",
                 str(workdir / "registry" / "portus.crt"),
+                *args,
             ]
         )
-        assert result.exit_code == 0, result.output
         app.appbuilder.session.remove()
-    registry = Registry(result.output, workdir / "registry")
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def start_stack(template_dir: Path, workdir: Path, **overrides: Any) -> Iterator[Stack]:
+    app_port, registry_port = free_port(), free_port()
+    app = make_app(
+        template_dir,
+        workdir / "data",
+        PORTUS_PUBLIC_URL=f"http://127.0.0.1:{app_port}",
+        PORTUS_REGISTRY_URL=f"http://127.0.0.1:{registry_port}",
+        **overrides,
+    )
+    registry = Registry(registry_config(app, workdir), workdir / "registry")
     with ServedApp(app, app_port) as served, registry:
         yield Stack(app, served.url, registry, workdir)
 

@@ -29,7 +29,7 @@ from portus_fab.registry.errors import RegistryError, RegistryUnavailable
 from portus_fab.registry.manifests import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
 from portus_fab.sync import sync_catalog
 from tests.conftest import add_user, make_app
-from tests.e2e.conftest import ServedApp
+from tests.e2e.conftest import ServedApp, registry_config
 from tests.support.oci import build_image_layout, build_index_layout
 from tests.support.services import Registry
 from tests.support.skopeo import Skopeo
@@ -83,23 +83,8 @@ def _image_size(layout: Path, manifest_digest: str) -> int:
 
 def _registry_config(app: Flask, workdir: Path, port: int) -> str:
     """`portus registry-config --full` for `app`, without notifications (no webhook listens)."""
-    with app.app_context():
-        result = app.test_cli_runner().invoke(
-            args=[
-                "portus",
-                "registry-config",
-                "--full",
-                "--storage",
-                str(workdir / "storage"),
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--write-cert",
-                str(workdir / "portus.crt"),
-            ]
-        )
-        app.appbuilder.session.remove()
-    assert result.exit_code == 0, result.output
-    config = yaml.safe_load(result.stdout)
+    output = registry_config(app, workdir, "--listen", f"127.0.0.1:{port}")
+    config = yaml.safe_load(output)
     assert config["auth"]["token"]["realm"].endswith("/v2/token")
     del config["notifications"]
     return yaml.safe_dump(config)

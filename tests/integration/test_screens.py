@@ -21,8 +21,6 @@ import datetime as dt
 import html
 import re
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from portus_fab import catalog, management
 from portus_fab.models import (
@@ -46,6 +44,7 @@ from portus_fab.models import (
 )
 from portus_fab.models.activity import Activity, RegistryEventRecord
 from tests.conftest import add_user, make_app
+from tests.support.statements import count_statements
 
 PASSWORD = "secret"
 T0 = dt.datetime(2024, 1, 1, 12, 0, 0)
@@ -1147,22 +1146,6 @@ def test_only_namespace_owners_edit_repository_descriptions(world: World) -> Non
 # --- query counts do not grow with rows ---------------------------------------------------------
 
 
-@contextmanager
-def counting_statements(app: Flask) -> Iterator[list[str]]:
-    """Every statement sent to the database (the request has its own session, same engine)."""
-    engine = app.appbuilder.session.get_bind()
-    statements: list[str] = []
-
-    def before_cursor_execute(*args: Any) -> None:
-        statements.append(args[2])
-
-    event.listen(engine, "before_cursor_execute", before_cursor_execute)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", before_cursor_execute)
-
-
 def seed(app: Flask, start: int, count: int) -> None:
     """`count` repositories spread over two visible namespaces (public openhouse, devteam via
     the team) and one hidden (opsonly, every third); the first few with 10 tags each."""
@@ -1204,7 +1187,7 @@ def statements_per_page(
     counts = []
     for url in urls:
         client.get(url)  # warm: the first request of a login loads roles and permissions
-        with counting_statements(world.app) as statements:
+        with count_statements(world.app) as statements:
             response = client.get(url)
         assert response.status_code == 200, url
         counts.append((len(statements), sum("portus_" in s for s in statements)))

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import jwt
@@ -13,7 +11,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_appbuilder.security.sqla.models import User
-from sqlalchemy import event, select
+from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
 import portus_fab.auth.credentials as credentials
@@ -22,6 +20,7 @@ from portus_fab import management
 from portus_fab.core import portus
 from portus_fab.models import Visibility
 from tests.conftest import FAST_HASH, add_user
+from tests.support.statements import count_statements
 
 TOKEN = "/v2/token"
 
@@ -365,21 +364,6 @@ def test_denials_are_logged_with_reason_without_secret(
 # --- queries --------------------------------------------------------------------------------------
 
 
-@contextmanager
-def count_queries(app: Flask) -> Iterator[list[str]]:
-    statements: list[str] = []
-    engine = app.appbuilder.session.get_bind()
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
 def queries_for(
     app: Flask, client: FlaskClient, scopes: list[str], auth: Any, *, warm: bool = False
 ) -> list[str]:
@@ -388,7 +372,7 @@ def queries_for(
     get_token(client, *scopes, auth=auth)  # warm up (and fill the credential cache)
     if not warm:
         portus().decisions.clear()
-    with count_queries(app) as statements:
+    with count_statements(app) as statements:
         response = get_token(client, *scopes, auth=auth)
     assert response.status_code == 200
     return statements
@@ -569,7 +553,7 @@ def test_token_endpoint_writes_nothing(
         return user.login_count, user.last_login, user.fail_login_count
 
     before = stats()
-    with count_queries(app) as statements:
+    with count_statements(app) as statements:
         get_token(client, "repository:alice/app:pull", auth=("alice", "secret"))
         get_token(client, "repository:alice/app:pull", auth=("alice", "secret"))
         get_token(client, auth=("alice", "wrong"))

@@ -7,14 +7,12 @@ import json
 import socket
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 
 from portus_fab import catalog
@@ -38,6 +36,7 @@ from portus_fab.registry.manifests import (
 )
 from portus_fab.tasks import ENRICH
 from tests.conftest import add_user, make_app
+from tests.support.statements import count_statements
 
 URL = "/v2/webhooks/events"
 SECRET = "test-webhook-secret"
@@ -163,21 +162,6 @@ def sent_tasks(app: Flask, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, t
 
     monkeypatch.setattr(app.extensions["celery"], "send_task", send_task)
     return sent
-
-
-@contextmanager
-def count_statements(app: Flask) -> Iterator[list[str]]:
-    statements: list[str] = []
-    engine = app.appbuilder.session.get_bind()
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    sa_event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        sa_event.remove(engine, "before_cursor_execute", record)
 
 
 # --- authentication ------------------------------------------------------------------------------

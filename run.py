@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -54,12 +55,17 @@ def main() -> None:
     app = create_app()
     settings = app.extensions["portus_fab"].settings
     worker = start_embedded_worker() if settings.embedded_worker else None
+    # A plain `kill` must stop the worker too: turn SIGTERM into a normal exit through `finally`.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         app.run(host=settings.host, port=settings.port, threaded=True, use_reloader=False)
     finally:
         if worker is not None:
-            worker.terminate()
-            worker.wait(15)
+            worker.terminate()  # a warm shutdown: the task at hand finishes or goes back
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from portus_fab import catalog
 from portus_fab.models import Namespace, NamespaceKind, Repository, Tag, Visibility
 from portus_fab.policy import Explanation, Policy, Principal, visible_namespace_ids
 
@@ -63,10 +64,6 @@ class RepositoryPage:
         return "latest" if "latest" in names else (names[0] if names else None)
 
 
-def _tag_count():  # noqa: ANN202 - a correlated scalar subquery
-    return select(func.count(Tag.id)).where(Tag.repository_id == Repository.id).scalar_subquery()
-
-
 def explore(
     session: Session,
     principal: Principal,
@@ -94,7 +91,7 @@ def explore(
             Repository.name,
             Namespace.name,
             Namespace.visibility,
-            _tag_count(),
+            catalog.tag_count(),
             Repository.last_pushed_at,
             Repository.pull_count,
         )

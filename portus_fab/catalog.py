@@ -13,10 +13,12 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from portus_fab.models import Activity, Namespace, NamespaceKind, Repository, Tag, Visibility
 from portus_fab.models.namespaces import utcnow
 from portus_fab.policy import namespace_name_of
+from portus_fab.registry.client import RegistryClient
 from portus_fab.registry.manifests import ManifestDetails
 
 
@@ -35,6 +37,11 @@ def namespace_for(session: Session, repository: str) -> Namespace:
         session.add(namespace)
         session.flush()
     return namespace
+
+
+def tag_count() -> ScalarSelect[int]:
+    """A repository's number of tags, as a correlated subquery (one query for a whole list)."""
+    return select(func.count(Tag.id)).where(Tag.repository_id == Repository.id).scalar_subquery()
 
 
 def get_or_create_repository(session: Session, name: str) -> Repository:
@@ -190,23 +197,24 @@ def remove_tags(
 ) -> list[str]:
     """Remove the tags on a digest (the registry deletes by digest) or one tag by name; then the
     repository itself if it has no tag left. Returns the removed tag names."""
-    query = select(Tag).where(Tag.repository_id == repository.id)
+    query = select(Tag.id, Tag.name, Tag.digest).where(Tag.repository_id == repository.id)
     query = query.where(Tag.digest == digest) if digest else query.where(Tag.name == tag_name)
-    removed = []
-    for tag in session.scalars(query):
-        removed.append(tag.name)
+    rows = session.execute(query).all()
+    for _, name, tag_digest in rows:
         session.add(
             Activity(
                 kind="delete",
                 actor=actor,
                 repository=repository.name,
-                tag=tag.name,
-                digest=tag.digest,
+                tag=name,
+                digest=tag_digest,
                 detail=reason,
             )
         )
-        session.delete(tag)
+    # By id, not through the ORM: the registry's own delete event may remove them concurrently.
+    session.execute(delete(Tag).where(Tag.id.in_([row.id for row in rows])))
     session.flush()
+    removed = [row.name for row in rows]
     drop_if_empty(session, repository, actor=actor)
     return removed
 
@@ -297,16 +305,38 @@ def unenriched(
     return [(name, digest) for name, digest in rows]
 
 
-def remove_tags_by_digests(
-    session: Session, repository: Repository, digests: list[str], *, actor: str | None
-) -> list[str]:
-    """Remove the tags on each digest (a delete from the UI); the repository goes with its last
-    tag. Returns the removed tag names."""
-    removed: list[str] = []
+def delete_digests(
+    session: Session,
+    client: RegistryClient,
+    repository: Repository,
+    digests: list[str],
+    *,
+    actor: str | None,
+) -> None:
+    """Delete manifests in the registry (by digest: every tag on one goes with it), as
+    portus_fab's own identity, record who asked, and remove the tags here at once unless the
+    registry's own delete events already did. Commits. Raises RegistryError, before any local
+    change, if the registry refuses."""
+    name = repository.name
+    session.rollback()  # end the read: the registry's own delete events land while we wait
     for digest in digests:
-        removed += remove_tags(
-            session, repository, digest=digest, actor=actor, reason="deleted from portus_fab"
+        client.delete_manifest(name, digest)
+    for digest in digests:
+        current = session.scalar(select(Repository).where(Repository.name == name))
+        tags = (
+            []
+            if current is None
+            else remove_tags(
+                session, current, digest=digest, actor=actor, reason="deleted from portus_fab"
+            )
         )
-        if repository not in session:  # its last tag went: the repository was dropped
-            break
-    return removed
+        session.add(
+            Activity(
+                kind="delete requested",
+                actor=actor,
+                repository=name,
+                digest=digest,
+                detail=f"tags: {', '.join(tags)}",
+            )
+        )
+    session.commit()

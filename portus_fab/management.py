@@ -65,7 +65,8 @@ def parse_role(role: str) -> Role:
         raise ManagementError(f"unknown role {role!r}: viewer, contributor or owner") from None
 
 
-def _check(problem: str | None) -> None:
+def check(problem: str | None) -> None:
+    """Raise the rule a validator says is broken, if any."""
     if problem:
         raise ManagementError(problem)
 
@@ -99,8 +100,8 @@ def create_namespace(
     description: str = "",
     kind: NamespaceKind = NamespaceKind.TEAM,
 ) -> Namespace:
-    _check(validate_namespace_name(name))
-    _check(validate_visibility(kind, visibility))
+    check(validate_namespace_name(name))
+    check(validate_visibility(kind, visibility))
     if session.scalar(select(Namespace.id).where(Namespace.name == name)) is not None:
         raise ManagementError(f"a namespace named {name!r} already exists")
     namespace = Namespace(
@@ -113,7 +114,7 @@ def create_namespace(
 
 def set_visibility(session: Session, name: str, visibility: Visibility | str) -> Namespace:
     namespace = find_namespace(session, name)
-    _check(validate_visibility(namespace.kind, visibility))
+    check(validate_visibility(namespace.kind, visibility))
     namespace.visibility = Visibility(visibility)
     session.flush()
     return namespace
@@ -139,9 +140,17 @@ def ensure_global_namespace(session: Session) -> Namespace:
     return namespace
 
 
-def create_team(session: Session, name: str, description: str = "") -> Team:
+def validate_team_name(name: str) -> str | None:
     if not TEAM_NAME_RE.fullmatch(name or ""):
-        raise ManagementError(f"invalid team name {name!r}: letters, digits, space, '.', '_', '-'")
+        return (
+            f"invalid team name {name!r}: letters, digits, space, '.', '_' and '-', "
+            "starting with a letter or digit"
+        )
+    return None
+
+
+def create_team(session: Session, name: str, description: str = "") -> Team:
+    check(validate_team_name(name))
     if session.scalar(select(Team.id).where(Team.name == name)) is not None:
         raise ManagementError(f"a team named {name!r} already exists")
     team = Team(name=name, description=description)
@@ -191,11 +200,8 @@ def set_grant(
     team: Team | None = None,
 ) -> Grant:
     """Give a user or a team (exactly one) a role on a namespace, or change the role it has."""
-    if (user is None) == (team is None):
-        raise ManagementError("a grant is for exactly one user or one team")
     role = parse_role(role)
-    principal = Grant.user_id == user.id if user is not None else Grant.team_id == team.id
-    grant = session.scalar(select(Grant).where(Grant.namespace_id == namespace.id, principal))
+    grant = existing_grant(session, namespace, user=user, team=team)
     if grant is None:
         grant = Grant(namespace=namespace, user=user, team=team, role=role)
         session.add(grant)
@@ -203,6 +209,24 @@ def set_grant(
         grant.role = role
     session.flush()
     return grant
+
+
+def existing_grant(
+    session: Session,
+    namespace: Namespace,
+    *,
+    user: User | None,
+    team: Team | None,
+    other_than: int | None = None,
+) -> Grant | None:
+    """The grant the principal (exactly one user or one team) already has on the namespace."""
+    if (user is None) == (team is None):
+        raise ManagementError("a grant is for exactly one user or one team")
+    principal = Grant.user_id == user.id if user is not None else Grant.team_id == team.id
+    query = select(Grant).where(Grant.namespace_id == namespace.id, principal)
+    if other_than is not None:
+        query = query.where(Grant.id != other_than)
+    return session.scalar(query)
 
 
 def personal_namespace_name(connection: Connection, username: str) -> str:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from portus_fab import catalog
 from portus_fab.models import Namespace, Repository, Tag
 
 
@@ -16,11 +17,8 @@ def _iso(moment: dt.datetime | None) -> str | None:
 
 
 def repository_rows(session: Session) -> list[dict[str, Any]]:
-    tag_count = (
-        select(func.count(Tag.id)).where(Tag.repository_id == Repository.id).scalar_subquery()
-    )
     rows = session.execute(
-        select(Repository.name, Namespace.name, tag_count)
+        select(Repository.name, Namespace.name, catalog.tag_count())
         .join(Namespace, Namespace.id == Repository.namespace_id)
         .order_by(Repository.name)
     ).all()

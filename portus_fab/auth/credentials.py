@@ -67,6 +67,13 @@ class CredentialCache:
             self._entries.clear()
 
 
+def same_username(given: str, username: str | None, *, case_insensitive: bool) -> bool:
+    """Whether `given` names the user `username`, compared as FAB's login compares them."""
+    if username is None:
+        return False
+    return given.lower() == username.lower() if case_insensitive else given == username
+
+
 def load_user(session: Session, username: str, *, case_insensitive: bool = True) -> User | None:
     """The user with everything the policy needs (roles, groups' roles) in constant queries.
 

@@ -96,11 +96,6 @@ VISIBILITY_FIELD = {"visibility": _choice(Visibility, "Visibility")}
 ROLE_FIELD = {"role": _choice(Role, "Role")}
 
 
-def _check(problem: str | None) -> None:
-    if problem:
-        raise management.ManagementError(problem)
-
-
 class NamespaceView(OwnValidatorsMixin, ModelView):
     datamodel = SQLAInterface(Namespace)
     list_title = "Namespaces"
@@ -131,12 +126,10 @@ class NamespaceView(OwnValidatorsMixin, ModelView):
 
     def pre_add(self, item: Namespace) -> None:
         item.kind = NamespaceKind.TEAM
-        _check(management.validate_visibility(item.kind, item.visibility))
-        if self.datamodel.session.scalar(select(Namespace.id).where(Namespace.name == item.name)):
-            raise management.ManagementError(f"a namespace named {item.name!r} already exists")
+        management.check(management.validate_visibility(item.kind, item.visibility))
 
     def pre_update(self, item: Namespace) -> None:
-        _check(management.validate_visibility(item.kind, item.visibility))
+        management.check(management.validate_visibility(item.kind, item.visibility))
 
     def pre_delete(self, item: Namespace) -> None:
         if item.kind == NamespaceKind.GLOBAL:
@@ -164,21 +157,14 @@ class GrantView(ModelView):
     }
 
     def _validate(self, item: Grant) -> None:
-        if (item.user is None) == (item.team is None):
-            raise management.ManagementError("a grant is for exactly one user or one team")
-        principal = Grant.user_id == item.user.id if item.user else Grant.team_id == item.team.id
         session = self.datamodel.session
         # No autoflush: the form's values are already on `item`; flushing them first would turn
         # a duplicate into an IntegrityError instead of this message.
         with session.no_autoflush:
-            duplicate = session.scalar(
-                select(Grant.id).where(
-                    Grant.namespace_id == item.namespace.id,
-                    principal,
-                    Grant.id != (item.id or -1),
-                )
+            duplicate = management.existing_grant(
+                session, item.namespace, user=item.user, team=item.team, other_than=item.id
             )
-        if duplicate:
+        if duplicate is not None:
             raise management.ManagementError(
                 f"{item.principal_name} already has a grant on {item.namespace}: edit that one"
             )
@@ -240,22 +226,9 @@ class TeamView(OwnValidatorsMixin, ModelView):
     search_columns = ["name", "description"]
     base_order = ("name", "asc")
     base_filters = [["id", PolicyFilter, lambda: policy.managed_teams(current_principal())]]
-    validators_columns = {
-        "name": [
-            _raise_as_form_error(
-                lambda name: (
-                    None
-                    if management.TEAM_NAME_RE.fullmatch(name or "")
-                    else "letters, digits, space, '.', '_' and '-', starting with a letter or digit"
-                )
-            )
-        ]
-    }
+    # A duplicate name is caught by FAB's own Unique validator on this unique column.
+    validators_columns = {"name": [_raise_as_form_error(management.validate_team_name)]}
     related_views = [TeamMemberView]
-
-    def pre_add(self, item: Team) -> None:
-        if self.datamodel.session.scalar(select(Team.id).where(Team.name == item.name)):
-            raise management.ManagementError(f"a team named {item.name!r} already exists")
 
 
 def _visible_repositories() -> ColumnElement[bool]:

@@ -11,7 +11,6 @@ from werkzeug.wrappers import Response
 
 from portus_fab import browsing, catalog
 from portus_fab.core import portus
-from portus_fab.models import Activity
 from portus_fab.policy import Action
 from portus_fab.registry.errors import RegistryError
 from portus_fab.views.principal import current_principal
@@ -109,29 +108,18 @@ class BrowseView(BaseView):
                 form=form,
             )
         core = portus()
-        client = core.registry_client()
-        actor = current_principal().username
         try:
-            for digest in digests:
-                client.delete_manifest(name, digest)
+            catalog.delete_digests(
+                core.session,
+                core.registry_client(),
+                page.repository,
+                digests,
+                actor=current_principal().username,
+            )
         except RegistryError as error:
             flash(f"The registry refused the delete: {error}", "danger")
             return redirect(url_for("BrowseView.repository", name=name))
-        session = core.session
-        for digest in digests:
-            session.add(
-                Activity(
-                    kind="delete requested",
-                    actor=actor,
-                    repository=name,
-                    digest=digest,
-                    detail=f"tags: {', '.join(sharing)}",
-                )
-            )
-        # The registry's own delete event does the same; doing it now shows the result at once.
-        gone = catalog.remove_tags_by_digests(session, page.repository, digests, actor=actor)
-        session.commit()
-        flash(f"Deleted {', '.join(f'{name}:{t}' for t in gone)}", "success")
-        if gone and len(gone) == len(page.tags):
+        flash(f"Deleted {', '.join(f'{name}:{t}' for t in sharing)}", "success")
+        if len(sharing) == len(page.tags):
             return redirect(url_for("BrowseView.explore"))
         return redirect(url_for("BrowseView.repository", name=name))

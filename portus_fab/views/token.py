@@ -7,7 +7,7 @@ import logging
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from portus_fab.auth.access import resolve_access
-from portus_fab.auth.credentials import authenticate
+from portus_fab.auth.credentials import authenticate, same_username
 from portus_fab.auth.scopes import ScopeError, parse_scopes
 from portus_fab.core import portus
 from portus_fab.models.epoch import current_epoch
@@ -59,14 +59,6 @@ def _authenticate(epoch: int) -> Principal:
     return principal
 
 
-def _same_user(account: str, username: str | None) -> bool:
-    if username is None:
-        return False
-    if current_app.appbuilder.sm.auth_username_ci:
-        return account.lower() == username.lower()
-    return account == username
-
-
 @token_blueprint.get("/v2/token")
 def token() -> Response:
     core = portus()
@@ -86,7 +78,9 @@ def token() -> Response:
     epoch = current_epoch(core.engine)
     principal = _authenticate(epoch)
     account = request.args.get("account")
-    if account and not _same_user(account, principal.username):
+    if account and not same_username(
+        account, principal.username, case_insensitive=current_app.appbuilder.sm.auth_username_ci
+    ):
         raise TokenError(
             401, "UNAUTHORIZED", f"account {account!r} does not match the credentials given"
         )

@@ -129,6 +129,16 @@ class Explanation:
         return lines
 
 
+def may_list_catalog(principal: Principal) -> bool:
+    """`registry:catalog:*` (the registry's list of every repository) is for admins only."""
+    return principal.is_admin and principal.active
+
+
+def may_see_diagnostics(principal: Principal) -> bool:
+    """Self-check details name hosts and settings: admins only."""
+    return principal.is_admin and principal.active
+
+
 def effective_role(sources: Iterable[RoleSource]) -> Role | None:
     """The highest role over all grants that reach the principal."""
     return max((s.role for s in sources), key=lambda r: r.rank, default=None)

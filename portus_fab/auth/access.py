@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from portus_fab.auth.scopes import Scope
-from portus_fab.policy import ALL_ACTIONS, Action, Explanation, Policy, Principal
+from portus_fab.policy import (
+    ALL_ACTIONS,
+    Action,
+    Explanation,
+    Policy,
+    Principal,
+    may_list_catalog,
+)
 
 WILDCARD = "*"
 
@@ -74,7 +81,7 @@ def resolve_access(
     explanations: dict[str, Explanation] = {}
     for scope in scopes:
         if scope.type == "registry":
-            if principal.is_admin and principal.active:
+            if may_list_catalog(principal):
                 result.entries.append({"type": "registry", "name": "catalog", "actions": ["*"]})
             else:
                 result.denials.append("registry:catalog:* denied: only admins list the catalog")

@@ -67,12 +67,20 @@ class _Invalid(Exception):
     """One event is unusable; carries the reason."""
 
 
-def parse_envelope(body: bytes, content_type: str | None, max_events: int = 1000) -> ParsedEnvelope:
+def parse_envelope(
+    body: bytes,
+    content_type: str | None,
+    max_events: int = 1000,
+    max_bytes: int | None = None,
+) -> ParsedEnvelope:
     """Split an envelope into events to act upon, rejected ones and a count of ignored ones.
 
     The content type does not gate parsing (registries differ in what they send); it only
-    explains a body that is not an envelope.
+    explains a body that is not an envelope. A body over `max_bytes` (a caller bounding what it
+    reads reads one byte more) is rejected unparsed, saying so.
     """
+    if max_bytes is not None and len(body) > max_bytes:
+        return _whole(f"envelope larger than {max_bytes} bytes: not parsed", body)
     media_type = (content_type or "").split(";")[0].strip().lower()
     hint = "" if media_type in ENVELOPE_MEDIA_TYPES or not media_type else f" ({media_type})"
     try:

@@ -7,6 +7,7 @@ from flask import Blueprint, Response, jsonify
 
 from portus_fab.core import portus
 from portus_fab.diagnostics import run_checks
+from portus_fab.policy import may_see_diagnostics
 from portus_fab.views.principal import current_principal
 
 health_blueprint = Blueprint("portus_health", __name__)
@@ -20,6 +21,6 @@ def health() -> tuple[Response, int]:
     checks = run_checks(portus())
     healthy = all(check.ok for check in checks if check.name in ESSENTIAL)
     body: dict[str, object] = {"status": "ok" if healthy else "failing"}
-    if current_principal().is_admin:
+    if may_see_diagnostics(current_principal()):
         body["checks"] = [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks]
     return jsonify(body), 200 if healthy else 503

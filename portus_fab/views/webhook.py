@@ -15,19 +15,14 @@ from flask import Blueprint, Response, jsonify, request
 
 from portus_fab.core import portus
 from portus_fab.events import ingest
-from portus_fab.registry.notifications import (
-    RAW_LIMIT,
-    ParsedEnvelope,
-    RejectedEvent,
-    parse_envelope,
-)
+from portus_fab.registry.notifications import parse_envelope
 from portus_fab.tasks import enqueue_enrich
 
 log = logging.getLogger(__name__)
 
 webhook_blueprint = Blueprint("portus_webhook", __name__)
 
-# Far above what a registry sends (an envelope holds a few events); bounds memory for hostile input.
+# Far above what a registry sends (an envelope holds a few events); bounds hostile input.
 MAX_ENVELOPE_BYTES = 4 * 1024 * 1024
 
 
@@ -50,14 +45,9 @@ def registry_events() -> tuple[Response, int]:
                 ]
             }
         ), 401
+    # Never hold more than that (plus one byte, so that the parser can tell).
     body = request.stream.read(MAX_ENVELOPE_BYTES + 1)
-    if len(body) > MAX_ENVELOPE_BYTES:
-        # Say why in the rejection: parsing a placeholder would only report "not JSON".
-        reason = f"envelope larger than {MAX_ENVELOPE_BYTES} bytes: not parsed"
-        raw = body[:RAW_LIMIT].decode("utf-8", "replace")
-        envelope = ParsedEnvelope(rejected=[RejectedEvent(None, reason, raw)])
-    else:
-        envelope = parse_envelope(body, request.content_type)
+    envelope = parse_envelope(body, request.content_type, max_bytes=MAX_ENVELOPE_BYTES)
     result = ingest(portus().session, envelope)
     enqueue_enrich(result.to_enrich)
     return jsonify(result.summary()), 200

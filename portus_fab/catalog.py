@@ -77,6 +77,20 @@ _MOVE_TAG = (
         pushed_at=bindparam("b_pushed_at"),
     )
 )
+# Built once, so that SQLAlchemy compiles them once: the webhook runs them for every envelope.
+_REPOSITORIES_NAMED = select(
+    Repository.__table__.c.id, Repository.__table__.c.name, Repository.__table__.c.last_pushed_at
+).where(Repository.__table__.c.name.in_(bindparam("b_names", expanding=True)))
+_TAGS_KEYED = select(
+    _TAGS.c.id,
+    _TAGS.c.repository_id,
+    _TAGS.c.name,
+    _TAGS.c.digest,
+    _TAGS.c.media_type,
+    _TAGS.c.pushed_at,
+    _TAGS.c.enriched_digest,
+).where(tuple_(_TAGS.c.repository_id, _TAGS.c.name).in_(bindparam("b_keys", expanding=True)))
+_NEW_ACTIVITIES = insert(Activity.__table__)
 _LAST_PUSH = (
     update(Repository.__table__)
     .where(Repository.__table__.c.id == bindparam("b_id"))
@@ -95,30 +109,17 @@ def record_pushes(session: Session, pushes: Sequence[Push]) -> set[tuple[str, st
     if not pushes:
         return set()
     names = {push.repository for push in pushes}
+    connection = session.connection()
     repositories = {
         name: (id_, last)
-        for id_, name, last in session.execute(
-            select(Repository.id, Repository.name, Repository.last_pushed_at).where(
-                Repository.name.in_(names)
-            )
-        )
+        for id_, name, last in connection.execute(_REPOSITORIES_NAMED, {"b_names": sorted(names)})
     }
     for name in sorted(names - repositories.keys()):
         repositories[name] = (get_or_create_repository(session, name).id, None)
     wanted = sorted({(repositories[p.repository][0], p.tag) for p in pushes})
     current = {
         (row.repository_id, row.name): dict(row._mapping)
-        for row in session.execute(
-            select(
-                _TAGS.c.id,
-                _TAGS.c.repository_id,
-                _TAGS.c.name,
-                _TAGS.c.digest,
-                _TAGS.c.media_type,
-                _TAGS.c.pushed_at,
-                _TAGS.c.enriched_digest,
-            ).where(tuple_(_TAGS.c.repository_id, _TAGS.c.name).in_(wanted))
-        )
+        for row in connection.execute(_TAGS_KEYED, {"b_keys": wanted})
     }
     created: dict[tuple[int, str], dict[str, Any]] = {}
     moved: dict[int, dict[str, Any]] = {}
@@ -168,7 +169,6 @@ def record_pushes(session: Session, pushes: Sequence[Push]) -> set[tuple[str, st
                 "detail": None,
             }
         )
-    connection = session.connection()
     if created:
         connection.execute(_NEW_TAG, list(created.values()))
     if moved:
@@ -176,7 +176,7 @@ def record_pushes(session: Session, pushes: Sequence[Push]) -> set[tuple[str, st
     if last_push:
         connection.execute(_LAST_PUSH, [{"b_id": k, "b_at": v} for k, v in last_push.items()])
     if activities:
-        connection.execute(insert(Activity.__table__), activities)
+        connection.execute(_NEW_ACTIVITIES, activities)
     final = {**current, **created}
     return {
         (push.repository, push.digest)

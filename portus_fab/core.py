@@ -10,6 +10,7 @@ from flask import Flask, current_app
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from portus_fab.applier import EventApplier
 from portus_fab.auth.access import DecisionCache
 from portus_fab.auth.credentials import CredentialCache
 from portus_fab.auth.keys import SigningKey, load_or_generate
@@ -28,6 +29,7 @@ class Portus:
     signing_key: SigningKey
     credentials: CredentialCache
     decisions: DecisionCache
+    event_applier: EventApplier
 
     @classmethod
     def create(cls, app: Flask) -> Portus:
@@ -40,7 +42,7 @@ class Portus:
             settings.token_algorithm,
         )
         cache = CredentialCache(app.config["SECRET_KEY"].encode(), settings.credential_cache_ttl)
-        return cls(settings, key, cache, DecisionCache())
+        return cls(settings, key, cache, DecisionCache(), EventApplier(app))
 
     @property
     def session(self) -> Session:

@@ -12,6 +12,7 @@ from flask import current_app
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from portus_fab.events import PENDING
 from portus_fab.models import RegistryEventRecord, Tag
 from portus_fab.models.namespaces import utcnow
 from portus_fab.registry.client import RegistryClient
@@ -97,6 +98,15 @@ def check_events(session: Session, sweep_interval: int) -> list[Check]:
         .select_from(RegistryEventRecord)
         .where(RegistryEventRecord.status == "rejected", RegistryEventRecord.received_at >= day_ago)
     )
+    # The web process applies stored events within moments; older pending ones wait for the sweep.
+    unapplied = session.scalar(
+        select(func.count())
+        .select_from(RegistryEventRecord)
+        .where(
+            RegistryEventRecord.status == PENDING,
+            RegistryEventRecord.received_at < utcnow() - dt.timedelta(seconds=60),
+        )
+    )
     stale = session.scalar(
         select(func.count())
         .select_from(Tag)
@@ -114,6 +124,14 @@ def check_events(session: Session, sweep_interval: int) -> list[Check]:
             else "no event ever received: is the registry's notifications endpoint configured?",
         ),
         Check("rejected events", not rejected, f"{rejected} in the last 24 hours"),
+        Check(
+            "event backlog",
+            not unapplied,
+            f"{unapplied} events stored over a minute ago and not applied yet (the sweep applies "
+            "them: is a worker with the beat scheduler running?)"
+            if unapplied
+            else "none",
+        ),
         Check(
             "enrichment backlog",
             not stale,

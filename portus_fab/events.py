@@ -1,26 +1,29 @@
-"""Recording the registry's notifications: each event once, applied to the catalog.
+"""The registry's notifications: stored at once, applied to the catalog right after.
 
-The webhook calls `ingest` and answers; slow work (asking the registry about a manifest) is left
-to the workers, for the (repository, digest) pairs returned in `IngestResult.to_enrich`.
+The registry sends one envelope at a time and waits for each answer, so the webhook does the
+least that makes an event safe: `store` inserts the envelope's events as `pending`, each event id
+once (a redelivery is a no-op), in one statement. `apply_pending` then claims pending events, oldest
+first, and applies them to the catalog (tags, pulls, deletes) in the same transaction that marks
+them `accepted`, so an event is applied exactly once even when several processes apply at the
+same time. Each process's `EventApplier` calls it moments after a webhook stores something; the
+periodic sweep calls it for events a dead process left pending.
 
-An envelope is applied in one transaction with a constant number of statements for its pushes
-and pulls. If anything in it fails (a concurrent delivery of the same event ids, or an event
-nobody foresaw), the transaction is rolled back and the envelope applied again one event at a
-time, each in a savepoint: a duplicate then only skips itself and a failing event is recorded as
-rejected, with why, while the others are applied. Never an error for the registry to retry.
+A batch is applied with a constant number of statements for its pushes and pulls. If anything in
+it fails (an event nobody foresaw), the batch is rolled back and applied again one event at a
+time, each in a savepoint: a failing event is marked rejected, with why, and the others go on.
+Never an error for the registry to retry.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, case, insert, select, update
+from sqlalchemy import Row, bindparam, case, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -33,14 +36,17 @@ from portus_fab.registry.notifications import ParsedEnvelope, RegistryEvent, Rej
 
 log = logging.getLogger(__name__)
 
+PENDING, ACCEPTED, REJECTED = "pending", "accepted", "rejected"
 
-@dataclass
-class IngestResult:
+
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    """What the webhook answers: `accepted` events are stored and will be applied."""
+
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
     ignored: int = 0
-    to_enrich: set[tuple[str, str]] = field(default_factory=set)
 
     def summary(self) -> dict[str, int]:
         return {
@@ -65,7 +71,7 @@ def _record(event: RegistryEvent) -> dict[str, Any]:
         "media_type": event.media_type,
         "actor": event.actor,
         "occurred_at": _naive_utc(event.timestamp),
-        "status": "accepted",
+        "status": PENDING,
         "reason": None,
         "raw": None,
     }
@@ -81,132 +87,53 @@ def _rejected_record(rejected: RejectedEvent) -> dict[str, Any]:
         "media_type": None,
         "actor": None,
         "occurred_at": None,
-        "status": "rejected",
+        "status": REJECTED,
         "reason": rejected.reason,
         "raw": rejected.raw,
     }
 
 
-def ingest(session: Session, envelope: ParsedEnvelope) -> IngestResult:
-    try:
-        result = _ingest_together(session, envelope)
-        session.commit()
-        return result
-    except Exception:  # noqa: BLE001 - retried event by event below, where each is judged alone
-        session.rollback()
-        log.info("envelope applied again event by event", exc_info=True)
-    result = _ingest_one_by_one(session, envelope)
-    session.commit()
-    return result
-
-
 _EVENTS = RegistryEventRecord.__table__
 # Insert-unless-stored in one statement where the database can (SQLite 3.35+, PostgreSQL).
 _INSERT_NEW = {
-    "sqlite": sqlite_insert(_EVENTS).on_conflict_do_nothing(index_elements=["event_id"]),
-    "postgresql": postgresql_insert(_EVENTS).on_conflict_do_nothing(index_elements=["event_id"]),
+    dialect: statement.on_conflict_do_nothing(index_elements=["event_id"]).returning(
+        _EVENTS.c.event_id
+    )
+    for dialect, statement in (
+        ("sqlite", sqlite_insert(_EVENTS)),
+        ("postgresql", postgresql_insert(_EVENTS)),
+    )
 }
+
+
+def store(session: Session, envelope: ParsedEnvelope) -> StoreResult:
+    """Store the envelope's events not stored yet (pending) and its rejected ones; commits."""
+    for item in envelope.rejected:
+        log.warning("registry event rejected: %s", item.reason)
+    records = [_record(e) for e in envelope.events] + [
+        _rejected_record(r) for r in envelope.rejected
+    ]
+    stored = _store_new(session, records) if records else set()
+    session.commit()
+    fresh = sum(1 for e in envelope.events if e.event_id in stored)
+    rejected = sum(1 for r in envelope.rejected if r.event_id is None or r.event_id in stored)
+    return StoreResult(
+        accepted=fresh,
+        duplicates=len(records) - fresh - rejected,
+        rejected=rejected,
+        ignored=envelope.ignored,
+    )
 
 
 def _store_new(session: Session, records: list[dict[str, Any]]) -> set[str | None]:
     """Store the records whose event id is not stored yet; return the ids stored (None stands
     for rejected events without a usable id, which are always stored)."""
-    if not records:
-        return set()
     connection = session.connection()
     statement = _INSERT_NEW.get(connection.dialect.name)
     if statement is not None:
-        stored = connection.execute(statement.returning(_EVENTS.c.event_id), records)
-        return set(stored.scalars())
-    ids = [r["event_id"] for r in records if r["event_id"] is not None]
-    known = set(connection.scalars(select(_EVENTS.c.event_id).where(_EVENTS.c.event_id.in_(ids))))
-    new = [r for r in records if r["event_id"] is None or r["event_id"] not in known]
-    if new:
-        connection.execute(insert(_EVENTS), new)
-    return {r["event_id"] for r in new}
-
-
-def _push(event: RegistryEvent) -> catalog.Push | None:
-    if event.tag is None or event.digest is None:
-        return None  # a manifest pushed by digest only (an index's child): nothing to show
-    return catalog.Push(
-        event.repository,
-        event.tag,
-        event.digest,
-        event.media_type,
-        event.actor,
-        _naive_utc(event.timestamp),
-    )
-
-
-def _ingest_together(session: Session, envelope: ParsedEnvelope) -> IngestResult:
-    result = IngestResult(ignored=envelope.ignored)
-    stored = _store_new(
-        session,
-        [_record(e) for e in envelope.events] + [_rejected_record(r) for r in envelope.rejected],
-    )
-    fresh = [e for e in envelope.events if e.event_id in stored]
-    rejected = [r for r in envelope.rejected if r.event_id is None or r.event_id in stored]
-    result.duplicates = len(envelope.events) + len(envelope.rejected) - len(fresh) - len(rejected)
-    for item in rejected:
-        log.warning("registry event rejected: %s", item.reason)
-    # Pushes are applied in batches; a delete in between must see the pushes before it.
-    batch: list[catalog.Push] = []
-    for event in fresh:
-        if event.action == "push" and (push := _push(event)) is not None:
-            batch.append(push)
-        elif event.action == "delete":
-            result.to_enrich |= catalog.record_pushes(session, batch)
-            batch = []
-            _apply_delete(session, event)
-    result.to_enrich |= catalog.record_pushes(session, batch)
-    count_pulls(session, [e for e in fresh if e.action == "pull"])
-    result.accepted, result.rejected = len(fresh), len(rejected)
-    return result
-
-
-def _ingest_one_by_one(session: Session, envelope: ParsedEnvelope) -> IngestResult:
-    result = IngestResult(ignored=envelope.ignored)
-    for rejected in envelope.rejected:
-        if _insert_once(session, _rejected_record(rejected)):
-            result.rejected += 1
-        else:
-            result.duplicates += 1
-    for event in envelope.events:
-        try:
-            with session.begin_nested():
-                session.execute(insert(RegistryEventRecord), [_record(event)])
-                if event.action == "push" and (push := _push(event)) is not None:
-                    result.to_enrich |= catalog.record_pushes(session, [push])
-                elif event.action == "delete":
-                    _apply_delete(session, event)
-                elif event.action == "pull":
-                    count_pulls(session, [event])
-            result.accepted += 1
-        except IntegrityError:
-            result.duplicates += 1
-        except Exception as error:  # noqa: BLE001 - one surprising event must not block the queue
-            log.exception("registry event %s could not be applied", event.event_id)
-            raw = json.dumps(
-                {
-                    "id": event.event_id,
-                    "action": event.action,
-                    "repository": event.repository,
-                    "tag": event.tag,
-                    "digest": event.digest,
-                }
-            )
-            if _insert_once(
-                session,
-                {
-                    **_record(event),
-                    "status": "rejected",
-                    "raw": raw,
-                    "reason": f"could not be applied: {error}",
-                },
-            ):
-                result.rejected += 1
-    return result
+        return set(connection.execute(statement, records).scalars())
+    # Elsewhere one savepoint per record: a duplicate id only skips itself.
+    return {record["event_id"] for record in records if _insert_once(session, record)}
 
 
 def _insert_once(session: Session, record: dict[str, Any]) -> bool:
@@ -219,7 +146,118 @@ def _insert_once(session: Session, record: dict[str, Any]) -> bool:
         return False
 
 
-def _apply_delete(session: Session, event: RegistryEvent) -> None:
+# --- applying ------------------------------------------------------------------------------------
+
+# Events claimed per transaction: one transaction holds SQLite's write lock, briefly.
+APPLY_BATCH = 500
+
+_CLAIMED_COLUMNS = (
+    _EVENTS.c.id,
+    _EVENTS.c.action,
+    _EVENTS.c.repository,
+    _EVENTS.c.tag,
+    _EVENTS.c.digest,
+    _EVENTS.c.media_type,
+    _EVENTS.c.actor,
+    _EVENTS.c.occurred_at,
+)
+
+
+def _pending_ids(received_before: dt.datetime | None, limit: int) -> Any:
+    query = select(_EVENTS.c.id).where(_EVENTS.c.status == PENDING)
+    if received_before is not None:
+        query = query.where(_EVENTS.c.received_at < received_before)
+    return query.order_by(_EVENTS.c.id).limit(limit)
+
+
+def _claim(session: Session, ids: Any) -> list[Row[Any]]:
+    """Mark pending events accepted and return them in arrival order. Marking first makes a
+    concurrent applier skip them (PostgreSQL: it waits on the rows, then sees them taken;
+    SQLite: one writer at a time); the caller's rollback hands them back."""
+    claimed = session.execute(
+        update(_EVENTS)
+        .where(_EVENTS.c.id.in_(ids), _EVENTS.c.status == PENDING)
+        .values(status=ACCEPTED)
+        .returning(*_CLAIMED_COLUMNS)
+    ).all()
+    return sorted(claimed, key=lambda row: row.id)
+
+
+def apply_pending(
+    session: Session,
+    *,
+    received_before: dt.datetime | None = None,
+    batch: int = APPLY_BATCH,
+    between_batches: Callable[[], object] | None = None,
+) -> set[tuple[str, str]]:
+    """Apply every pending event (received before `received_before`, if given) to the catalog,
+    committing per batch (and calling `between_batches` after each one but the last). Returns
+    the (repository, digest) pairs to enrich."""
+    to_enrich: set[tuple[str, str]] = set()
+    first = True
+    while True:
+        if not first and between_batches is not None:
+            between_batches()
+        first = False
+        try:
+            claimed = _claim(session, _pending_ids(received_before, batch))
+            to_enrich |= _apply(session, claimed)
+            session.commit()
+        except Exception:  # noqa: BLE001 - applied again event by event below, judged alone
+            session.rollback()
+            log.info("events applied again one by one", exc_info=True)
+            claimed = _apply_one_by_one(session, received_before, batch, to_enrich)
+            session.commit()
+        if len(claimed) < batch:
+            return to_enrich
+
+
+def _apply_one_by_one(
+    session: Session,
+    received_before: dt.datetime | None,
+    batch: int,
+    to_enrich: set[tuple[str, str]],
+) -> list[Any]:
+    ids = session.scalars(_pending_ids(received_before, batch)).all()
+    for event_id in ids:
+        try:
+            with session.begin_nested():
+                to_enrich |= _apply(session, _claim(session, [event_id]))
+        except Exception as error:  # noqa: BLE001 - one surprising event must not block the rest
+            log.exception("registry event row %s could not be applied", event_id)
+            session.execute(
+                update(_EVENTS)
+                .where(_EVENTS.c.id == event_id)
+                .values(status=REJECTED, reason=f"could not be applied: {error}")
+            )
+    return list(ids)
+
+
+def _push(event: Row[Any]) -> catalog.Push | None:
+    if event.tag is None or event.digest is None:
+        return None  # a manifest pushed by digest only (an index's child): nothing to show
+    return catalog.Push(
+        event.repository, event.tag, event.digest, event.media_type, event.actor, event.occurred_at
+    )
+
+
+def _apply(session: Session, events: Sequence[Row[Any]]) -> set[tuple[str, str]]:
+    to_enrich: set[tuple[str, str]] = set()
+    # Pushes are applied in batches; a delete in between must see the pushes before it.
+    pushes: list[catalog.Push] = []
+    for event in events:
+        if event.action == "push" and (push := _push(event)) is not None:
+            pushes.append(push)
+        elif event.action == "delete":
+            to_enrich |= catalog.record_pushes(session, pushes)
+            pushes = []
+            _apply_delete(session, event)
+    to_enrich |= catalog.record_pushes(session, pushes)
+    count_pulls(session, [e for e in events if e.action == "pull"])
+    return to_enrich
+
+
+def _apply_delete(session: Session, event: Row[Any]) -> None:
     repository = session.scalar(select(Repository).where(Repository.name == event.repository))
     if repository is not None:
         catalog.remove_tags(
@@ -254,7 +292,7 @@ _COUNT_TAG_PULLS = (
 )
 
 
-def count_pulls(session: Session, pulls: Iterable[RegistryEvent]) -> None:
+def count_pulls(session: Session, pulls: Iterable[Row[Any]]) -> None:
     """Two statements for any number of pulls (blob pulls never get here). Pulls made by
     portus_fab's own workers are not counted."""
     pulls = [event for event in pulls if event.actor != INTERNAL_IDENTITY]
@@ -264,9 +302,8 @@ def count_pulls(session: Session, pulls: Iterable[RegistryEvent]) -> None:
     by_tag = Counter((event.repository, event.tag) for event in pulls if event.tag)
     last: dict[Any, dt.datetime] = {}
     for event in pulls:
-        moment = _naive_utc(event.timestamp)
         for key in (event.repository, (event.repository, event.tag)):
-            last[key] = max(last.get(key, moment), moment)
+            last[key] = max(last.get(key, event.occurred_at), event.occurred_at)
     connection = session.connection()
     connection.execute(
         _COUNT_REPOSITORY_PULLS,

@@ -54,7 +54,7 @@ def _send(name: str, *args: Any) -> bool:
         current_app.extensions["celery"].send_task(name, args=args, retry=False)
         return True
     except Exception as error:  # noqa: BLE001 - kombu raises many kinds; none may fail a request
-        log.warning("could not enqueue %s%r (the sweep will retry): %s", name, args, error)
+        log.warning("could not enqueue %s (the sweep will retry): %s", name, error)
         return False
 
 

@@ -7,8 +7,9 @@ import datetime as dt
 from celery import Task, shared_task
 from celery.utils.time import get_exponential_backoff_interval
 
-from portus_fab import enrichment, sync
+from portus_fab import enrichment, events, sync
 from portus_fab.core import portus
+from portus_fab.models.namespaces import utcnow
 from portus_fab.registry.errors import RegistryUnavailable
 from portus_fab.tasks import ENRICH, SWEEP, SYNC, enqueue_enrich
 
@@ -35,8 +36,10 @@ def enrich_digests(task: Task, pairs: list[list[str]]) -> int:
 
 @shared_task(name=SWEEP)
 def sweep_unenriched() -> int:
+    """Apply events a dead web process left pending, then enqueue what is still unenriched."""
     core = portus()
     grace = dt.timedelta(seconds=core.settings.sweep_interval)
+    events.apply_pending(core.session, received_before=utcnow() - grace)
     return enrichment.sweep(core.session, enqueue_enrich, grace)
 
 

@@ -2,8 +2,9 @@
 
 The registry retries any answer outside 200-399 forever and holds its queue behind it, so once
 the caller is authenticated this endpoint answers 200 for whatever it receives: odd events are
-recorded as rejected (visible to admins) and skipped. It stores and enqueues; it never calls the
-registry.
+recorded as rejected (visible to admins) and skipped. It only stores the events; the process's
+event applier applies them to the catalog moments later and enqueues the enrichment. It never
+calls the registry.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ import logging
 
 from flask import Blueprint, Response, jsonify, request
 
+from portus_fab import events
 from portus_fab.core import portus
-from portus_fab.events import ingest
 from portus_fab.registry.notifications import parse_envelope
-from portus_fab.tasks import enqueue_enrich
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,8 @@ def registry_events() -> tuple[Response, int]:
     # Never hold more than that (plus one byte, so that the parser can tell).
     body = request.stream.read(MAX_ENVELOPE_BYTES + 1)
     envelope = parse_envelope(body, request.content_type, max_bytes=MAX_ENVELOPE_BYTES)
-    result = ingest(portus().session, envelope)
-    enqueue_enrich(result.to_enrich)
+    core = portus()
+    result = events.store(core.session, envelope)
+    if result.accepted:
+        core.event_applier.wake()
     return jsonify(result.summary()), 200

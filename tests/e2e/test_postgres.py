@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from portus_fab import management
 from portus_fab.auth.credentials import principal_for
-from portus_fab.core import portus
+from portus_fab.core import EXTENSION, portus
 from portus_fab.models import Grant, Namespace, RegistryEventRecord, Tag
 from portus_fab.policy import ANONYMOUS, Action, Policy
 from run import create_app
@@ -124,6 +124,7 @@ def test_webhook_stores_each_event_once(pg_app: Flask) -> None:
     )
     first = client.post("/v2/webhooks/events", data=body, headers=headers).get_json()
     again = client.post("/v2/webhooks/events", data=body, headers=headers).get_json()
+    pg_app.extensions[EXTENSION].event_applier.flush()
     assert (first["accepted"], again["duplicates"]) == (2, 2)
     session = pg_app.appbuilder.session
     assert session.scalar(select(func.count()).select_from(RegistryEventRecord)) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,10 +14,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from portus_fab import catalog
-from portus_fab.core import Portus
+from portus_fab import catalog, events
+from portus_fab.core import EXTENSION, Portus
+from portus_fab.diagnostics import check_events
 from portus_fab.models import (
     Activity,
     Namespace,
@@ -34,9 +36,12 @@ from portus_fab.registry.manifests import (
     OCI_INDEX,
     OCI_MANIFEST,
 )
+from portus_fab.registry.notifications import parse_envelope
 from portus_fab.tasks import ENRICH
+from portus_fab.tasks.registry import sweep_unenriched
 from tests.conftest import add_user, make_app
 from tests.support.statements import count_statements
+from tests.support.wait import wait_until
 
 URL = "/v2/webhooks/events"
 SECRET = "test-webhook-secret"
@@ -107,9 +112,13 @@ def post(
     media_type: str = V1,
     authorization: str | None = f"Bearer {SECRET}",
 ) -> Any:
+    """POST an envelope, then wait until the app has applied what it stored (it applies in a
+    background thread moments after answering)."""
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     headers = {"Authorization": authorization} if authorization is not None else {}
-    return client.post(URL, data=data, headers=headers, content_type=media_type)
+    response = client.post(URL, data=data, headers=headers, content_type=media_type)
+    client.application.extensions[EXTENSION].event_applier.flush()
+    return response
 
 
 def deliver(client: FlaskClient, *events: dict[str, Any], media_type: str = V1) -> dict[str, int]:
@@ -714,12 +723,91 @@ def test_event_that_fails_to_apply_is_rejected_not_a_5xx(
         event("push", tag="boom", digest=D2),
         event("pull", tag="v1", digest=D1),
     )
-    assert summary == {"accepted": 2, "duplicates": 0, "rejected": 1, "ignored": 0}
+    # The answer comes before the events are applied: the failure shows in the stored record.
+    assert summary == {"accepted": 3, "duplicates": 0, "rejected": 0, "ignored": 0}
     assert [t.name for t in repository(app, "alice/app").tags] == ["v1"]
     assert tag(app, "alice/app", "v1").pull_count == 1
     (record,) = rejected(app)
     assert "surprise" in record.reason
     assert record.event_id is not None
+
+
+# --- applying after the answer ------------------------------------------------------------------
+
+
+def store_without_applying(app: Flask, *events_: dict[str, Any]) -> None:
+    """What a web process that died right after answering leaves behind: pending events."""
+    with app.app_context():
+        session = app.appbuilder.session
+        envelope = parse_envelope(json.dumps({"events": list(events_)}).encode(), V1)
+        assert events.store(session, envelope).accepted == len(events_)
+        session.remove()
+
+
+def test_the_process_applies_stored_events_on_its_own(
+    app: Flask, client: FlaskClient, alice: Any
+) -> None:
+    body = json.dumps({"events": [event("push", tag="v1", digest=D1)]}).encode()
+    headers = {"Authorization": f"Bearer {SECRET}"}
+    assert client.post(URL, data=body, headers=headers, content_type=V1).status_code == 200
+    stored = wait_until(lambda: tag(app, "alice/app", "v1"), message="never applied")
+    assert stored.digest == D1
+    assert count(app, RegistryEventRecord, RegistryEventRecord.status == "pending") == 0
+
+
+def test_events_left_pending_are_applied_by_the_sweep(
+    app: Flask, alice: Any, sent_tasks: list[tuple[str, tuple[Any, ...]]]
+) -> None:
+    store_without_applying(
+        app, event("push", tag="v1", digest=D1), event("pull", tag="v1", digest=D1)
+    )
+    sweep_unenriched()  # too young: its own process may still be applying it
+    assert count(app, RegistryEventRecord, RegistryEventRecord.status == "pending") == 2
+
+    session = app.appbuilder.session
+    session.execute(update(RegistryEventRecord).values(received_at=T0))
+    session.commit()
+    sweep_unenriched()
+    assert count(app, RegistryEventRecord, RegistryEventRecord.status == "accepted") == 2
+    stored = tag(app, "alice/app", "v1")
+    assert (stored.digest, stored.pull_count) == (D1, 1)
+    assert sent_tasks == [(ENRICH, ([["alice/app", D1]],))]
+
+
+def test_doctor_names_events_left_pending(app: Flask, alice: Any) -> None:
+    store_without_applying(app, event("push", tag="v1", digest=D1))
+    session = app.appbuilder.session
+
+    def backlog() -> Any:
+        return next(
+            c for c in check_events(session, sweep_interval=60) if c.name == "event backlog"
+        )
+
+    assert backlog().ok  # just stored: its process is on it
+    session.execute(update(RegistryEventRecord).values(received_at=T0))
+    session.commit()
+    assert not backlog().ok
+    assert backlog().detail.startswith("1 events stored over a minute ago")
+
+
+def test_concurrent_appliers_apply_each_event_once(app: Flask, alice: Any) -> None:
+    pulls = [event("pull", tag="v1", digest=D1) for _ in range(30)]
+    store_without_applying(app, event("push", tag="v1", digest=D1), *pulls)
+    applier = app.extensions[EXTENSION].event_applier
+
+    def apply_in_own_session() -> None:
+        with app.app_context():
+            events.apply_pending(app.appbuilder.session, batch=7)
+            app.appbuilder.session.remove()
+
+    threads = [threading.Thread(target=apply_in_own_session) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    applier.flush()
+    assert tag(app, "alice/app", "v1").pull_count == 30
+    assert count(app, RegistryEventRecord, RegistryEventRecord.status == "accepted") == 31
 
 
 # --- the broker, the registry and the database ---------------------------------------------------

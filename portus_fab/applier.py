@@ -1,0 +1,90 @@
+"""Applying stored registry events moments after the webhook answers, in each web process.
+
+The registry waits for each answer before it sends the next envelope, so the webhook only stores
+events (portus_fab.events.store) and wakes this applier. A daemon thread then applies what has
+gathered, several envelopes at a time (far fewer statements per event than one by one), and
+publishes the digests to enrich: one Celery message costs about as much as storing a whole
+envelope.
+
+Nothing is lost if the process dies first: its events stay pending in the database and the
+periodic sweep applies them; tags left unenriched are enqueued by the sweep too.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+import weakref
+
+from flask import Flask
+
+from portus_fab import events
+from portus_fab.tasks import enqueue_enrich
+
+log = logging.getLogger(__name__)
+
+# Long enough for many envelopes to join a pass (applying 500 events costs little more than
+# applying 5), short against "shows up within seconds".
+LINGER_SECONDS = 0.25
+# A pass applies in short transactions with pauses between them: each one holds SQLite's write
+# lock, which the webhook's next store waits for (SQLite's busy wait polls after 1, 2, 5 ms...).
+PASS_BATCH = 25
+PAUSE_SECONDS = 0.003
+# An idle thread ends (a new one starts on the next wake), so an app that is thrown away, as in
+# tests, does not keep one.
+IDLE_SECONDS = 30.0
+
+
+class EventApplier:
+    def __init__(self, app: Flask) -> None:
+        self._app = app
+        self._lock = threading.Lock()  # guards _thread and _thread_pid
+        self._applying = threading.Lock()  # one pass at a time: flush() waits for a running one
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._thread_pid = 0
+        applier = weakref.ref(self)  # weak: the app may be gone by the time the process exits
+        atexit.register(lambda: (live := applier()) is not None and live.flush())
+
+    def wake(self) -> None:
+        """Something was stored: apply it soon."""
+        with self._lock:
+            # After a fork the child has this object but not the thread.
+            if self._thread is None or self._thread_pid != os.getpid():
+                self._thread = threading.Thread(
+                    target=self._run, name="portus-event-applier", daemon=True
+                )
+                self._thread_pid = os.getpid()
+                self._thread.start()
+        self._wake.set()
+
+    def flush(self) -> int:
+        """Apply every pending event now, after any pass already running; return how many
+        digests were handed to the enrich workers."""
+        with self._applying, self._app.app_context():
+            session = self._app.appbuilder.session
+            try:
+                to_enrich = events.apply_pending(
+                    session, batch=PASS_BATCH, between_batches=lambda: time.sleep(PAUSE_SECONDS)
+                )
+            finally:
+                session.remove()
+            return enqueue_enrich(to_enrich) if to_enrich else 0
+
+    def _run(self) -> None:
+        while True:
+            if not self._wake.wait(IDLE_SECONDS):
+                with self._lock:
+                    if not self._wake.is_set():
+                        self._thread = None
+                        return
+                continue
+            time.sleep(LINGER_SECONDS)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - the events stay pending; the next wake or the sweep
+                log.exception("applying stored registry events failed; they stay pending")

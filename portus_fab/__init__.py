@@ -3,13 +3,10 @@ Flask-AppBuilder add-on. Enable it by listing `portus_fab.PortusManager` in `ADD
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import current_app
 from flask_appbuilder.basemanager import BaseManager
-from sqlalchemy import Engine, event
 
-from portus_fab import hooks
+from portus_fab import hooks, sqlite
 from portus_fab.core import EXTENSION, Portus
 from portus_fab.management import ensure_global_namespace, ensure_policy_epoch
 from portus_fab.models import portus_tables
@@ -33,7 +30,7 @@ class PortusManager(BaseManager):
         session = self.appbuilder.session
         engine = session.get_bind()
         if engine.dialect.name == "sqlite":
-            _tune_sqlite(engine)
+            sqlite.tune(engine)
         # FAB creates its own tables only; ours are created (if missing) here.
         portus_tables()[0].metadata.create_all(engine, tables=portus_tables())
         ensure_policy_epoch(session)
@@ -53,20 +50,3 @@ class PortusManager(BaseManager):
         from portus_fab.roles import sync_roles
 
         sync_roles(self.appbuilder.sm, current_app.extensions[EXTENSION].settings)
-
-
-def _tune_sqlite(engine: Engine) -> None:
-    """The embedded mode shares one SQLite file between the web server and the worker: WAL lets
-    readers go on while one writes, and a busy timeout makes writers wait instead of failing."""
-
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        # With WAL this is still crash-safe; only the last commits may be lost on power loss,
-        # and the registry redelivers unacknowledged events anyway.
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
-        cursor.close()
-
-    event.listen(engine, "connect", on_connect)
-    engine.dispose()  # connections opened before the listener get the pragmas too

@@ -21,17 +21,17 @@ import weakref
 
 from flask import Flask
 
-from portus_fab import events
+from portus_fab import events, sqlite
 from portus_fab.tasks import enqueue_enrich
 
 log = logging.getLogger(__name__)
 
-# Long enough for many envelopes to join a pass (applying 500 events costs little more than
-# applying 5), short against "shows up within seconds".
+# Long enough for many envelopes to join a pass (a transaction costs about 5 ms whether it
+# applies 5 events or 100), short against "shows up within seconds".
 LINGER_SECONDS = 0.25
-# A pass applies in short transactions with pauses between them: each one holds SQLite's write
-# lock, which the webhook's next store waits for (SQLite's busy wait polls after 1, 2, 5 ms...).
-PASS_BATCH = 25
+# A pass applies in transactions of PASS_BATCH events with pauses between them: on SQLite each
+# one holds the writer lock that the webhook's next store waits for (portus_fab.sqlite).
+PASS_BATCH = 100
 PAUSE_SECONDS = 0.003
 # An idle thread ends (a new one starts on the next wake), so an app that is thrown away, as in
 # tests, does not keep one.
@@ -46,8 +46,7 @@ class EventApplier:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._thread_pid = 0
-        applier = weakref.ref(self)  # weak: the app may be gone by the time the process exits
-        atexit.register(lambda: (live := applier()) is not None and live.flush())
+        atexit.register(_flush_at_exit, weakref.ref(self))  # weak: the app may go first
 
     def wake(self) -> None:
         """Something was stored: apply it soon."""
@@ -70,6 +69,7 @@ class EventApplier:
                 to_enrich = events.apply_pending(
                     session, batch=PASS_BATCH, between_batches=lambda: time.sleep(PAUSE_SECONDS)
                 )
+                sqlite.checkpoint(session)
             finally:
                 session.remove()
             return enqueue_enrich(to_enrich) if to_enrich else 0
@@ -88,3 +88,14 @@ class EventApplier:
                 self.flush()
             except Exception:  # noqa: BLE001 - the events stay pending; the next wake or the sweep
                 log.exception("applying stored registry events failed; they stay pending")
+
+
+def _flush_at_exit(reference: weakref.ref[EventApplier]) -> None:
+    """Apply what this process stored and has not applied yet (a stopping web server)."""
+    applier = reference()
+    if applier is None or applier._thread_pid != os.getpid():
+        return  # never woken in this process: nothing of its own to apply
+    try:
+        applier.flush()
+    except Exception:  # noqa: BLE001 - exiting anyway; the sweep applies what is left
+        log.exception("applying stored registry events at exit failed; they stay pending")

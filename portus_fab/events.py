@@ -29,7 +29,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from portus_fab import catalog
+from portus_fab import catalog, sqlite
 from portus_fab.models import RegistryEventRecord, Repository, Tag
 from portus_fab.policy import INTERNAL_IDENTITY
 from portus_fab.registry.notifications import ParsedEnvelope, RegistryEvent, RejectedEvent
@@ -113,8 +113,9 @@ def store(session: Session, envelope: ParsedEnvelope) -> StoreResult:
     records = [_record(e) for e in envelope.events] + [
         _rejected_record(r) for r in envelope.rejected
     ]
-    stored = _store_new(session, records) if records else set()
-    session.commit()
+    with sqlite.writing(session):
+        stored = _store_new(session, records) if records else set()
+        session.commit()
     fresh = sum(1 for e in envelope.events if e.event_id in stored)
     rejected = sum(1 for r in envelope.rejected if r.event_id is None or r.event_id in stored)
     return StoreResult(
@@ -174,12 +175,16 @@ def _claim(session: Session, ids: Any) -> list[Row[Any]]:
     """Mark pending events accepted and return them in arrival order. Marking first makes a
     concurrent applier skip them (PostgreSQL: it waits on the rows, then sees them taken;
     SQLite: one writer at a time); the caller's rollback hands them back."""
-    claimed = session.execute(
-        update(_EVENTS)
-        .where(_EVENTS.c.id.in_(ids), _EVENTS.c.status == PENDING)
-        .values(status=ACCEPTED)
-        .returning(*_CLAIMED_COLUMNS)
-    ).all()
+    claimed = (
+        session.connection()
+        .execute(
+            update(_EVENTS)
+            .where(_EVENTS.c.id.in_(ids), _EVENTS.c.status == PENDING)
+            .values(status=ACCEPTED)
+            .returning(*_CLAIMED_COLUMNS)
+        )
+        .all()
+    )
     return sorted(claimed, key=lambda row: row.id)
 
 
@@ -199,15 +204,16 @@ def apply_pending(
         if not first and between_batches is not None:
             between_batches()
         first = False
-        try:
-            claimed = _claim(session, _pending_ids(received_before, batch))
-            to_enrich |= _apply(session, claimed)
-            session.commit()
-        except Exception:  # noqa: BLE001 - applied again event by event below, judged alone
-            session.rollback()
-            log.info("events applied again one by one", exc_info=True)
-            claimed = _apply_one_by_one(session, received_before, batch, to_enrich)
-            session.commit()
+        with sqlite.writing(session):
+            try:
+                claimed = _claim(session, _pending_ids(received_before, batch))
+                to_enrich |= _apply(session, claimed)
+                session.commit()
+            except Exception:  # noqa: BLE001 - applied again event by event below, judged alone
+                session.rollback()
+                log.info("events applied again one by one", exc_info=True)
+                claimed = _apply_one_by_one(session, received_before, batch, to_enrich)
+                session.commit()
         if len(claimed) < batch:
             return to_enrich
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from flask_appbuilder import Model
-from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy import DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portus_fab.models.namespaces import utcnow
@@ -15,6 +15,8 @@ class RegistryEventRecord(Model):
     """One notification event. `event_id` is unique so a redelivered event is a no-op."""
 
     __tablename__ = "portus_registry_event"
+    # The event applier looks for pending events, oldest first, many times a second.
+    __table_args__ = (Index("ix_portus_registry_event_status_id", "status", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     event_id: Mapped[str | None] = mapped_column(String(128), unique=True)

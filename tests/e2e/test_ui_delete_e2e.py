@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from portus_fab.models import Activity
+from portus_fab.models import Activity, Repository, Tag
 from tests.conftest import add_user
 from tests.e2e.conftest import Stack
 from tests.support.oci import build_image_layout
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -20,6 +21,16 @@ def _login(stack: Stack, username: str) -> object:
     answer = client.post("/login/", data={"username": username, "password": "pw"})
     assert answer.status_code == 302
     return client
+
+
+def _tags(stack: Stack, repository: str) -> set[str]:
+    with stack.app.app_context():
+        session = stack.app.appbuilder.session
+        names = session.scalars(
+            select(Tag.name).join(Repository).where(Repository.name == repository)
+        ).all()
+        session.remove()
+    return set(names)
 
 
 def test_owner_deletes_a_tag_and_every_tag_on_its_digest(stack: Stack, tmp_path: Path) -> None:
@@ -34,6 +45,8 @@ def test_owner_deletes_a_tag_and_every_tag_on_its_digest(stack: Stack, tmp_path:
         assert pushed.returncode == 0, pushed.stderr
     build_image_layout(tmp_path, "keep", files={"f": b"keep me"})
     assert client.copy(f"{tmp_path}:keep", "olga/app:keep", creds=("olga", "pw")).returncode == 0
+    # The registry notifies asynchronously, and portus_fab applies stored events moments later.
+    wait_until(lambda: _tags(stack, "olga/app") == {"v1", "same", "keep"}, message="not notified")
 
     # Someone without delete rights gets no confirmation page at all.
     outsider = _login(stack, "pete")

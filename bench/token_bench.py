@@ -25,11 +25,13 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import multiprocessing
 import os
 import re
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -171,7 +173,41 @@ def run_model(
     return name, results
 
 
-def report(facts: dict[str, str], runs: list[tuple[str, list[WrkResult]]], seconds: float) -> str:
+def _sign_for(seconds: float) -> int:
+    """Tokens this process signs in `seconds` with a fresh key of the bench's algorithm."""
+    from portus_fab.auth.keys import generate_signing_key
+    from portus_fab.auth.tokens import issue_token
+
+    key = generate_signing_key("bench", os.environ["PORTUS_TOKEN_ALGORITHM"])
+    access = [{"type": "repository", "name": "alice/app", "actions": ["pull", "push"]}]
+    done, deadline = 0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        issue_token(key, issuer="i", audience=SERVICE, subject=USER, access=access, ttl=1800)
+        done += 1
+    return done
+
+
+def signing_ms(processes: int, seconds: float = 3) -> float:
+    """CPU milliseconds one token signature costs with `processes` signing at once (the server's
+    workers do; on these 2 vCPUs two signers slow each other)."""
+    with multiprocessing.Pool(processes) as pool:
+        counts = pool.map(_sign_for, [seconds] * processes)
+    return 1000 * seconds * processes / sum(counts)
+
+
+def ceilings(floor: float, sign_ms: float, cores: int) -> float:
+    """The best tokens/s as a share of the floor if a token cost only a floor request plus one
+    signature: a floor request costs cores/floor seconds of CPU (server and wrk together)."""
+    per_floor_request = cores / floor
+    return per_floor_request / (per_floor_request + sign_ms / 1000)
+
+
+def report(
+    facts: dict[str, str],
+    runs: list[tuple[str, list[WrkResult]]],
+    seconds: float,
+    sign: tuple[float, float],
+) -> str:
     lines = [
         *report_header("token_bench", "GET /v2/token vs the floor", facts),
         f"Load: wrk, {WRK_THREADS} threads, {CONNECTIONS} connections, {seconds:g} s per row, "
@@ -199,6 +235,22 @@ def report(facts: dict[str, str], runs: list[tuple[str, list[WrkResult]]], secon
         )
     lines += ["", "Floor = the faster of the two floor rows of the same server run.", ""]
     lines += verdicts
+    alone, both = sign
+    cores = os.cpu_count() or 1
+    lines += [
+        "",
+        f"Signing one token ({os.environ['PORTUS_TOKEN_ALGORITHM']}, in process, "
+        f"`issue_token`): {alone:.3f} ms of CPU with one signer, {both:.3f} ms each with two "
+        "at once.",
+        "",
+    ]
+    for name, results in runs:
+        floor = max(results[0].rps, results[1].rps)
+        lines.append(
+            f"- {name}: even if a token cost nothing but a floor request and its signature, "
+            f"tokens/s would top out at {ceilings(floor, both, cores):.0%} of the floor "
+            f"({cores} cores, {both:.3f} ms per signature)."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -242,8 +294,10 @@ def main() -> int:
                 print(
                     f"   {r.label:26} {r.rps:9,.0f} req/s  p50 {r.p50_ms:7.2f}  p99 {r.p99_ms:7.2f}"
                 )
+        sign = (signing_ms(1), signing_ms(2))
+        print(f"   signing: {sign[0]:.3f} ms alone, {sign[1]:.3f} ms with two signers")
     add_end_load(facts)
-    write_report(results, report(facts, runs, args.duration))
+    write_report(results, report(facts, runs, args.duration, sign))
     return 0
 
 

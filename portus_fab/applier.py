@@ -26,12 +26,13 @@ from portus_fab.tasks import enqueue_enrich
 
 log = logging.getLogger(__name__)
 
-# Long enough for many envelopes to join a pass (a transaction costs about 5 ms whether it
-# applies 5 events or 100), short against "shows up within seconds".
-LINGER_SECONDS = 0.25
+# Long enough for a busy registry's next envelopes to join a pass (a transaction costs about
+# 5 ms whether it applies 5 events or 50), short against "shows up within seconds".
+LINGER_SECONDS = 0.1
 # A pass applies in transactions of PASS_BATCH events with pauses between them: on SQLite each
-# one holds the writer lock that the webhook's next store waits for (portus_fab.sqlite).
-PASS_BATCH = 100
+# one holds the writer lock that the webhook's next store waits for (portus_fab.sqlite). These
+# three values did best in bench/webhook_bench.py among lingers of 0.1-0.5 s and batches of 25-100.
+PASS_BATCH = 50
 PAUSE_SECONDS = 0.003
 # An idle thread ends (a new one starts on the next wake), so an app that is thrown away, as in
 # tests, does not keep one.
@@ -46,10 +47,12 @@ class EventApplier:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._thread_pid = 0
-        atexit.register(_flush_at_exit, weakref.ref(self))  # weak: the app may go first
+        self._woken = False  # stored since the last pass began: the exit has work to do
+        atexit.register(flush_at_exit, weakref.ref(self))  # weak: the app may go first
 
     def wake(self) -> None:
         """Something was stored: apply it soon."""
+        self._woken = True
         with self._lock:
             # After a fork the child has this object but not the thread.
             if self._thread is None or self._thread_pid != os.getpid():
@@ -64,6 +67,7 @@ class EventApplier:
         """Apply every pending event now, after any pass already running; return how many
         digests were handed to the enrich workers."""
         with self._applying, self._app.app_context():
+            self._woken = False
             session = self._app.appbuilder.session
             try:
                 to_enrich = events.apply_pending(
@@ -90,11 +94,11 @@ class EventApplier:
                 log.exception("applying stored registry events failed; they stay pending")
 
 
-def _flush_at_exit(reference: weakref.ref[EventApplier]) -> None:
+def flush_at_exit(reference: weakref.ref[EventApplier]) -> None:
     """Apply what this process stored and has not applied yet (a stopping web server)."""
     applier = reference()
-    if applier is None or applier._thread_pid != os.getpid():
-        return  # never woken in this process: nothing of its own to apply
+    if applier is None or not applier._woken:
+        return  # nothing stored here since the last pass
     try:
         applier.flush()
     except Exception:  # noqa: BLE001 - exiting anyway; the sweep applies what is left

@@ -7,6 +7,7 @@ import json
 import socket
 import threading
 import uuid
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
 from portus_fab import catalog, events
+from portus_fab.applier import flush_at_exit
 from portus_fab.core import EXTENSION, Portus
 from portus_fab.diagnostics import check_events
 from portus_fab.models import (
@@ -752,6 +754,17 @@ def test_the_process_applies_stored_events_on_its_own(
     assert client.post(URL, data=body, headers=headers, content_type=V1).status_code == 200
     stored = wait_until(lambda: tag(app, "alice/app", "v1"), message="never applied")
     assert stored.digest == D1
+    assert count(app, RegistryEventRecord, RegistryEventRecord.status == "pending") == 0
+
+
+def test_a_stopping_process_applies_what_it_stored(
+    app: Flask, client: FlaskClient, alice: Any
+) -> None:
+    body = json.dumps({"events": [event("push", tag="v1", digest=D1)]}).encode()
+    headers = {"Authorization": f"Bearer {SECRET}"}
+    assert client.post(URL, data=body, headers=headers, content_type=V1).status_code == 200
+    flush_at_exit(weakref.ref(app.extensions[EXTENSION].event_applier))  # as atexit calls it
+    assert tag(app, "alice/app", "v1") is not None
     assert count(app, RegistryEventRecord, RegistryEventRecord.status == "pending") == 0
 
 

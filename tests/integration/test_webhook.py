@@ -113,13 +113,15 @@ def post(
     *,
     media_type: str = V1,
     authorization: str | None = f"Bearer {SECRET}",
+    wait_applied: bool = True,
 ) -> Any:
-    """POST an envelope, then wait until the app has applied what it stored (it applies in a
-    background thread moments after answering)."""
+    """POST an envelope, then (unless told not to) wait until the app has applied what it
+    stored: it applies in a background thread moments after answering."""
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     headers = {"Authorization": authorization} if authorization is not None else {}
     response = client.post(URL, data=data, headers=headers, content_type=media_type)
-    client.application.extensions[EXTENSION].event_applier.flush()
+    if wait_applied:
+        client.application.extensions[EXTENSION].event_applier.flush()
     return response
 
 
@@ -749,9 +751,8 @@ def store_without_applying(app: Flask, *events_: dict[str, Any]) -> None:
 def test_the_process_applies_stored_events_on_its_own(
     app: Flask, client: FlaskClient, alice: Any
 ) -> None:
-    body = json.dumps({"events": [event("push", tag="v1", digest=D1)]}).encode()
-    headers = {"Authorization": f"Bearer {SECRET}"}
-    assert client.post(URL, data=body, headers=headers, content_type=V1).status_code == 200
+    body = {"events": [event("push", tag="v1", digest=D1)]}
+    assert post(client, body, wait_applied=False).status_code == 200
     stored = wait_until(lambda: tag(app, "alice/app", "v1"), message="never applied")
     assert stored.digest == D1
     assert count(app, RegistryEventRecord, RegistryEventRecord.status == "pending") == 0
@@ -760,9 +761,8 @@ def test_the_process_applies_stored_events_on_its_own(
 def test_a_stopping_process_applies_what_it_stored(
     app: Flask, client: FlaskClient, alice: Any
 ) -> None:
-    body = json.dumps({"events": [event("push", tag="v1", digest=D1)]}).encode()
-    headers = {"Authorization": f"Bearer {SECRET}"}
-    assert client.post(URL, data=body, headers=headers, content_type=V1).status_code == 200
+    body = {"events": [event("push", tag="v1", digest=D1)]}
+    assert post(client, body, wait_applied=False).status_code == 200
     flush_at_exit(weakref.ref(app.extensions[EXTENSION].event_applier))  # as atexit calls it
     assert tag(app, "alice/app", "v1") is not None
     assert count(app, RegistryEventRecord, RegistryEventRecord.status == "pending") == 0

@@ -219,11 +219,7 @@ def apply_pending(
     committing per batch (and calling `between_batches` after each one but the last). Returns
     the (repository, digest) pairs to enrich."""
     to_enrich: set[tuple[str, str]] = set()
-    first = True
     while True:
-        if not first and between_batches is not None:
-            between_batches()
-        first = False
         with sqlite.writing(session):
             try:
                 claimed = _claim(session, _pending_ids(received_before, batch))
@@ -236,6 +232,8 @@ def apply_pending(
                 session.commit()
         if len(claimed) < batch:
             return to_enrich
+        if between_batches is not None:
+            between_batches()
 
 
 def _apply_one_by_one(

@@ -34,6 +34,8 @@ LINGER_SECONDS = 0.1
 # three values did best in bench/webhook_bench.py among lingers of 0.1-0.5 s and batches of 25-100.
 PASS_BATCH = 50
 PAUSE_SECONDS = 0.003
+# After a failed pass (the database locked or unreachable), the next try.
+RETRY_SECONDS = 5.0
 # An idle thread ends (a new one starts on the next wake), so an app that is thrown away, as in
 # tests, does not keep one.
 IDLE_SECONDS = 30.0
@@ -61,7 +63,8 @@ class EventApplier:
                 )
                 self._thread_pid = os.getpid()
                 self._thread.start()
-        self._wake.set()
+            # Under the lock: an idle thread checks the event under it before it ends.
+            self._wake.set()
 
     def flush(self) -> int:
         """Apply every pending event now, after any pass already running; return how many
@@ -90,8 +93,11 @@ class EventApplier:
             self._wake.clear()
             try:
                 self.flush()
-            except Exception:  # noqa: BLE001 - the events stay pending; the next wake or the sweep
+            except Exception:  # noqa: BLE001 - the events stay pending: try again in a while
                 log.exception("applying stored registry events failed; they stay pending")
+                self._woken = True
+                time.sleep(RETRY_SECONDS)
+                self._wake.set()
 
 
 def flush_at_exit(reference: weakref.ref[EventApplier]) -> None:

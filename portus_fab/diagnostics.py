@@ -98,13 +98,16 @@ def check_events(session: Session, sweep_interval: int) -> list[Check]:
         .select_from(RegistryEventRecord)
         .where(RegistryEventRecord.status == "rejected", RegistryEventRecord.received_at >= day_ago)
     )
-    # The web process applies stored events within moments; older pending ones wait for the sweep.
+    # The web process applies stored events within moments; ones it left behind wait for the
+    # sweep, which takes events older than its interval and runs once per interval.
+    stranded_after = dt.timedelta(seconds=2 * sweep_interval + 60)
+    stranded_minutes = int(stranded_after.total_seconds()) // 60
     unapplied = session.scalar(
         select(func.count())
         .select_from(RegistryEventRecord)
         .where(
             RegistryEventRecord.status == PENDING,
-            RegistryEventRecord.received_at < utcnow() - dt.timedelta(seconds=60),
+            RegistryEventRecord.received_at < utcnow() - stranded_after,
         )
     )
     stale = session.scalar(
@@ -127,8 +130,8 @@ def check_events(session: Session, sweep_interval: int) -> list[Check]:
         Check(
             "event backlog",
             not unapplied,
-            f"{unapplied} events stored over a minute ago and not applied yet (the sweep applies "
-            "them: is a worker with the beat scheduler running?)"
+            f"{unapplied} events stored over {stranded_minutes} minutes ago and not applied yet "
+            "(the sweep applies them: is a worker with the beat scheduler running?)"
             if unapplied
             else "none",
         ),

@@ -23,9 +23,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, case, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from portus_fab import catalog, sqlite
@@ -145,10 +145,12 @@ def _insert_new(session: Session, records: list[dict[str, Any]]) -> int:
 def _insert_new_sqlite(connection: Connection, records: list[dict[str, Any]]) -> int:
     """The webhook's hottest statement, through the driver's executemany: SQLAlchemy's per-row
     parameter handling cost more than SQLite's insert itself (0.6 of 1.1 ms per envelope,
-    measured). The columns' own bind processors keep the stored values exactly as SQLAlchemy
-    would write them."""
+    measured). The bind processors of the dialect's own column types keep the stored values
+    exactly as SQLAlchemy writes them (datetimes with microseconds, say)."""
+    dialect = connection.dialect
     processors = [
-        (column.name, column.type.bind_processor(connection.dialect)) for column in _SQLITE_COLUMNS
+        (column.name, dialect.type_descriptor(column.type).bind_processor(dialect))
+        for column in _SQLITE_COLUMNS
     ]
     rows = [
         tuple(process(record[name]) if process else record[name] for name, process in processors)
@@ -171,6 +173,8 @@ def _insert_once(session: Session, record: dict[str, Any]) -> bool:
 
 # Events claimed per transaction: one transaction holds SQLite's write lock, briefly.
 APPLY_BATCH = 500
+# PostgreSQL advisory lock key the appliers take turns on (any constant unique to this purpose).
+APPLIER_LOCK_KEY = 0x706F7274  # "port"
 
 _CLAIMED_COLUMNS = (
     _EVENTS.c.id,
@@ -192,9 +196,13 @@ def _pending_ids(received_before: dt.datetime | None, limit: int) -> Any:
 
 
 def _claim(session: Session, ids: Any) -> list[Row[Any]]:
-    """Mark pending events accepted and return them in arrival order. Marking first makes a
-    concurrent applier skip them (PostgreSQL: it waits on the rows, then sees them taken;
-    SQLite: one writer at a time); the caller's rollback hands them back."""
+    """Mark pending events accepted and return them in arrival order, in the transaction that
+    applies them (a rollback hands them back). Appliers take turns: on SQLite through
+    `sqlite.writing`, on PostgreSQL through a transaction-scoped advisory lock, so that a claim
+    that comes back short really means nothing else was pending, and two claims can never wait
+    on each other's rows."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(APPLIER_LOCK_KEY)))
     claimed = (
         session.connection()
         .execute(
@@ -225,6 +233,9 @@ def apply_pending(
                 claimed = _claim(session, _pending_ids(received_before, batch))
                 to_enrich |= _apply(session, claimed)
                 session.commit()
+            except OperationalError:
+                session.rollback()
+                raise  # the database, not the events (locked, deadlock): they stay pending
             except Exception:  # noqa: BLE001 - applied again event by event below, judged alone
                 session.rollback()
                 log.info("events applied again one by one", exc_info=True)
@@ -247,6 +258,8 @@ def _apply_one_by_one(
         try:
             with session.begin_nested():
                 to_enrich |= _apply(session, _claim(session, [event_id]))
+        except OperationalError:
+            raise  # the database, not this event: everything stays pending for a later pass
         except Exception as error:  # noqa: BLE001 - one surprising event must not block the rest
             log.exception("registry event row %s could not be applied", event_id)
             session.execute(

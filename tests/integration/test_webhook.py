@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import socket
+import sqlite3
 import threading
 import uuid
 import weakref
@@ -15,7 +16,8 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import OperationalError
 
 from portus_fab import catalog, events
 from portus_fab.applier import flush_at_exit
@@ -800,7 +802,39 @@ def test_doctor_names_events_left_pending(app: Flask, alice: Any) -> None:
     session.execute(update(RegistryEventRecord).values(received_at=T0))
     session.commit()
     assert not backlog().ok
-    assert backlog().detail.startswith("1 events stored over a minute ago")
+    assert backlog().detail.startswith("1 events stored over 3 minutes ago")
+
+
+def test_a_database_error_leaves_events_pending_not_rejected(
+    app: Flask, alice: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store_without_applying(app, event("push", tag="v1", digest=D1))
+    session = app.appbuilder.session
+
+    def locked(*_args: Any) -> None:
+        raise OperationalError(
+            "UPDATE portus_tag", {}, sqlite3.OperationalError("database is locked")
+        )
+
+    monkeypatch.setattr(catalog, "record_pushes", locked)
+    with pytest.raises(OperationalError):
+        events.apply_pending(session)
+    assert count(app, RegistryEventRecord, RegistryEventRecord.status == "pending") == 1
+    assert rejected(app) == []
+
+    monkeypatch.undo()  # the database is back: the next pass applies it
+    events.apply_pending(session)
+    assert tag(app, "alice/app", "v1").digest == D1
+
+
+def test_stored_times_are_written_as_sqlalchemy_writes_them(app: Flask, alice: Any) -> None:
+    """The webhook stores through the driver; times must still compare with SQLAlchemy's."""
+    store_without_applying(app, event("push", tag="v1", digest=D1, at=T0))
+    session = app.appbuilder.session
+    raw = session.execute(text("SELECT occurred_at FROM portus_registry_event")).scalar_one()
+    assert raw == "2024-05-01 12:00:00.000000"
+    stored = session.scalars(select(RegistryEventRecord)).one()
+    assert stored.occurred_at == T0
 
 
 def test_concurrent_appliers_apply_each_event_once(app: Flask, alice: Any) -> None:

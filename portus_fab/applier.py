@@ -66,10 +66,13 @@ class EventApplier:
             # Under the lock: an idle thread checks the event under it before it ends.
             self._wake.set()
 
-    def flush(self) -> int:
+    def flush(self, *, only_if_woken: bool = False) -> int:
         """Apply every pending event now, after any pass already running; return how many
-        digests were handed to the enrich workers."""
+        digests were handed to the enrich workers. `only_if_woken`: not if a pass has begun
+        since the last wake (it took everything stored before it)."""
         with self._applying, self._app.app_context():
+            if only_if_woken and not self._woken:
+                return 0
             self._woken = False
             session = self._app.appbuilder.session
             try:
@@ -92,7 +95,7 @@ class EventApplier:
             time.sleep(LINGER_SECONDS)
             self._wake.clear()
             try:
-                self.flush()
+                self.flush(only_if_woken=True)
             except Exception:  # noqa: BLE001 - the events stay pending: try again in a while
                 log.exception("applying stored registry events failed; they stay pending")
                 self._woken = True

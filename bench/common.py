@@ -13,29 +13,25 @@ import datetime as dt
 import os
 import platform
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the app (run.py) and the tests' process helpers
+    sys.path.insert(0, str(ROOT))
+
+from tests.support.services import Process, Redis  # noqa: E402,F401 - Redis: for the scripts
+from tests.support.wait import free_port  # noqa: E402 - needs ROOT on sys.path
+
 GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
 REGISTRY_URL = "http://registry.bench:5000"  # never contacted: the benches only need a name
 
 # A gunicorn worker model: (--worker-class, --workers, --threads).
 WorkerModel = tuple[str, int, int]
-
-
-def free_port() -> int:
-    """A port free right now, so a bench never collides with a dev server or another bench."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def load_average() -> str:
@@ -129,8 +125,6 @@ def set_portus_env(
 
 def create_app(data_dir: Path, overrides: Mapping[str, Any] | None = None) -> Any:
     """`run.create_app`, checked to use the temporary data dir's database and nothing else."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     from run import create_app as make_app
 
     app = make_app(overrides)
@@ -146,73 +140,20 @@ def add_user(app: Any, username: str, first_name: str, password: str) -> Any:
     )
 
 
-class Managed:
-    """A child process in its own session: stop() signals that group and nothing else."""
-
-    def __init__(
-        self, name: str, args: list[str], log_path: Path, env: Mapping[str, str] | None = None
-    ) -> None:
-        self.name, self.args, self.log_path = name, args, log_path
-        self.env = dict(env or {})
-        self.popen: subprocess.Popen[bytes] | None = None
-
-    def start(
-        self,
-        ready: Callable[[], object],
-        timeout: float = 60,
-        transient: tuple[type[BaseException], ...] = (OSError,),
-    ) -> None:
-        """Start and poll `ready` until true; `transient` errors mean "not listening yet"."""
-        with self.log_path.open("ab") as log:
-            self.popen = subprocess.Popen(
-                self.args,
-                cwd=ROOT,
-                env={**os.environ, **self.env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.popen.poll() is None:
-            try:
-                if ready():
-                    return
-            except transient:
-                pass
-            time.sleep(0.2)
-        tail = self.log_path.read_text(errors="replace")[-3000:]
-        self.stop()
-        raise RuntimeError(f"{self.name} did not start:\n{tail}")
-
-    def stop(self) -> None:
-        """SIGTERM the group, SIGKILL after 20 s: a bench must not leave servers behind."""
-        popen, self.popen = self.popen, None
-        if popen is None:
-            return
-        os.killpg(popen.pid, signal.SIGTERM)  # the group this script started, nothing else
-        try:
-            popen.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(popen.pid, signal.SIGKILL)
-            popen.wait()
-
-
-class Gunicorn(Managed):
-    """gunicorn serving `run:create_app()` on a free port; `with` waits until `ready(base)`."""
+class Gunicorn(Process):
+    """gunicorn serving `run:create_app()` on a free port, logging to `log_path`; `with` waits
+    until `ready(base)` (the tests' Process: its own process group, stopped on exit)."""
 
     def __init__(
         self,
         log_path: Path,
         model: WorkerModel,
         ready: Callable[[str], object],
-        name: str = "gunicorn",
         backlog: int | None = None,
     ) -> None:
         worker_class, workers, threads = model
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.ready = ready
         args = [
             str(GUNICORN),
             "--bind",
@@ -228,14 +169,15 @@ class Gunicorn(Managed):
             "warning",
             "run:create_app()",
         ]
-        super().__init__(name, args, log_path, {"PYTHONPATH": str(ROOT)})
-
-    def __enter__(self) -> Gunicorn:
-        self.start(lambda: self.ready(self.base))
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
+        super().__init__(
+            log_path.stem,
+            args,
+            env={"PYTHONPATH": str(ROOT)},
+            cwd=ROOT,
+            log_dir=log_path.parent,
+            ready=lambda: ready(self.base),
+            startup_timeout=60,
+        )
 
 
 def report_header(script: str, subject: str, facts: Mapping[str, str]) -> list[str]:

@@ -54,13 +54,12 @@ from common import (
     REGISTRY_URL,
     ROOT,
     Gunicorn,
-    Managed,
+    Redis,
     WorkerModel,
     add_end_load,
     add_models_option,
     add_user,
     create_app,
-    free_port,
     machine_facts,
     percentile,
     report_header,
@@ -355,28 +354,8 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="portus-webhook-bench-") as tmp:
         data_dir = Path(tmp)
-        redis_port = free_port()
-        redis_url = f"redis://127.0.0.1:{redis_port}/0"
-        redis_server = Managed(
-            "redis-server",
-            [
-                "redis-server",
-                "--port",
-                str(redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(data_dir),
-            ],
-            data_dir / "redis.log",
-        )
-        redis_server.start(
-            lambda: redis.Redis.from_url(redis_url).ping(), transient=(OSError, redis.RedisError)
-        )
+        redis_server = Redis(data_dir).start()
+        redis_url = redis_server.url
         try:
             set_portus_env(data_dir, redis_url, {"PORTUS_WEBHOOK_SECRET": SECRET})
             seed(data_dir)
@@ -390,7 +369,6 @@ def main() -> int:
                     data_dir / f"gunicorn-{model.replace(':', '_')}.log",
                     MODELS[model],
                     webhook_ready,
-                    name=f"gunicorn {model}",
                 ) as server:
                     # Unmeasured: statements compile and threads open connections on first use.
                     warmup = f"warmup/{model}/"

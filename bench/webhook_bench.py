@@ -120,7 +120,7 @@ def seed(data_dir: Path) -> None:
     """Tables, an admin-less app with a user `alice` and the known team namespaces."""
     # nobody logs in here: a fast hash
     app = create_app(data_dir, {"FAB_PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000"})
-    from portus_fab.management import create_namespace
+    from portus_fab.access.management import create_namespace
 
     with app.app_context():
         assert add_user(app, "alice", "Alice", "x")

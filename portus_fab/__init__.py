@@ -1,52 +1,24 @@
 """portus_fab: token service, access policy and front end for a private container registry, as a
-Flask-AppBuilder add-on. Enable it by listing `portus_fab.PortusManager` in `ADDON_MANAGERS`."""
+Flask-AppBuilder add-on. Enable it by listing `portus_fab.PortusManager` in `ADDON_MANAGERS`.
+
+The package root stays light: importing `portus_fab` (or a pure module under it, such as
+`portus_fab.registry.names`) imports neither FAB, nor Celery, nor the app. The manager is loaded
+only when FAB asks for it.
+"""
 
 from __future__ import annotations
 
-from flask import current_app
-from flask_appbuilder.basemanager import BaseManager
+from typing import TYPE_CHECKING, Any
 
-from portus_fab import hooks, sqlite
-from portus_fab.core import EXTENSION, Portus
-from portus_fab.management import ensure_global_namespace, ensure_policy_epoch
-from portus_fab.models import portus_tables
-from portus_fab.tasks import celery_init_app
+if TYPE_CHECKING:
+    from portus_fab.manager import PortusManager
 
 __all__ = ["PortusManager"]
 
 
-class PortusManager(BaseManager):
-    """Wires the add-on into an AppBuilder: tables, hooks, blueprints, views and CLI commands.
+def __getattr__(name: str) -> Any:
+    if name == "PortusManager":
+        from portus_fab.manager import PortusManager
 
-    FAB only logs an exception raised here, so tests check that the routes really exist.
-    """
-
-    def pre_process(self) -> None:
-        app = current_app._get_current_object()
-        core = app.extensions[EXTENSION] = Portus.create(app)
-        settings = core.settings
-        celery_init_app(app, settings.broker_url, settings.sweep_interval, settings.sync_interval)
-        hooks.install()
-        session = self.appbuilder.session
-        engine = session.get_bind()
-        if engine.dialect.name == "sqlite":
-            sqlite.tune(engine)
-        # FAB creates its own tables only; ours are created (if missing) here.
-        portus_tables()[0].metadata.create_all(engine, tables=portus_tables())
-        ensure_policy_epoch(session)
-        ensure_global_namespace(session)
-        session.commit()
-
-    def register_views(self) -> None:
-        from portus_fab.cli import portus_cli
-        from portus_fab.views import register_views
-
-        app = current_app._get_current_object()
-        register_views(self.appbuilder, app)
-        if "portus" not in app.cli.commands:
-            app.cli.add_command(portus_cli)
-
-    def post_process(self) -> None:
-        from portus_fab.roles import sync_roles
-
-        sync_roles(self.appbuilder.sm, current_app.extensions[EXTENSION].settings)
+        return PortusManager
+    raise AttributeError(f"module 'portus_fab' has no attribute {name!r}")

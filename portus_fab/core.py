@@ -10,13 +10,13 @@ from flask import Flask, current_app
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from portus_fab.applier import EventApplier
+from portus_fab.access.policy import INTERNAL_IDENTITY, Policy
 from portus_fab.auth.access import DecisionCache
 from portus_fab.auth.credentials import CredentialCache
 from portus_fab.auth.keys import SigningKey, load_or_generate
 from portus_fab.auth.scopes import parse_scopes
 from portus_fab.auth.tokens import IssuedToken, issue_token
-from portus_fab.policy import INTERNAL_IDENTITY, Policy
+from portus_fab.catalog.applier import EventApplier, PublishEnrich
 from portus_fab.registry.client import RegistryClient
 from portus_fab.settings import Settings
 
@@ -32,7 +32,7 @@ class Portus:
     event_applier: EventApplier
 
     @classmethod
-    def create(cls, app: Flask) -> Portus:
+    def create(cls, app: Flask, publish_enrich: PublishEnrich) -> Portus:
         settings = Settings.load(app.config)
         key = load_or_generate(
             settings.data_dir,
@@ -42,7 +42,7 @@ class Portus:
             settings.token_algorithm,
         )
         cache = CredentialCache(app.config["SECRET_KEY"].encode(), settings.credential_cache_ttl)
-        return cls(settings, key, cache, DecisionCache(), EventApplier(app))
+        return cls(settings, key, cache, DecisionCache(), EventApplier(app, publish_enrich))
 
     @property
     def session(self) -> Session:

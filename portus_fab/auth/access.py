@@ -6,8 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from portus_fab.auth.scopes import Scope
-from portus_fab.policy import (
+from portus_fab.access.policy import (
     ALL_ACTIONS,
     Action,
     Explanation,
@@ -15,6 +14,7 @@ from portus_fab.policy import (
     Principal,
     may_list_catalog,
 )
+from portus_fab.auth.scopes import Scope
 
 WILDCARD = "*"
 

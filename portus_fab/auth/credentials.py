@@ -4,7 +4,7 @@ A returning client asks for a token on every pull and push; running the password
 tens of milliseconds) and loading the user with its roles each time would make it the bottleneck.
 A success is remembered under an HMAC of the credentials, with the principal it proved and the
 policy epoch it was read at. Any change to users, roles, groups or policy data bumps the epoch
-(portus_fab.hooks), so a changed password, status or role is seen at the very next request, in
+(access/hooks.py), so a changed password, status or role is seen at the very next request, in
 every process. Failures are never remembered. Unlike FAB's `auth_user_db`, nothing is written.
 """
 
@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 from werkzeug.security import check_password_hash
 
-from portus_fab.policy import Principal
+from portus_fab.access.policy import Principal
 
 MAX_ENTRIES = 10_000
 

@@ -1,6 +1,6 @@
 """Celery, wired the way Flask documents it: tasks run inside the app context, are defined with
 `shared_task` and take names, never ORM objects. Tasks are thin; the work is in plain functions
-(portus_fab.enrichment, portus_fab.sync) that tests call directly."""
+(portus_fab.catalog.enrichment, portus_fab.catalog.sync) that tests call directly."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def celery_init_app(app: Flask, broker_url: str, sweep_interval: int, sync_inter
         beat_schedule_filename=str(app.extensions["portus_fab"].settings.data_dir / "beat"),
     )
     app.extensions["celery"] = celery_app
-    from portus_fab.tasks import registry  # noqa: F401 - registers the shared tasks
+    from portus_fab.tasks import catalog  # noqa: F401 - registers the shared tasks
 
     return celery_app
 

@@ -10,8 +10,8 @@ from flask_appbuilder import AppBuilder
 from portus_fab.views.admin import register_admin_views
 from portus_fab.views.browse import BrowseView
 from portus_fab.views.health import health_blueprint
-from portus_fab.views.token import token_blueprint
-from portus_fab.views.webhook import webhook_blueprint
+from portus_fab.views.registry.token import token_blueprint
+from portus_fab.views.registry.webhook import webhook_blueprint
 
 # Only carries portus_fab/templates into the app's template search path.
 templates_blueprint = Blueprint(

@@ -2,7 +2,7 @@
 
 Which screens and routes exist per role is FAB's permission system (see roles.py); which ROWS a
 user sees, on lists and on direct URLs alike, is the policy, through `PolicyFilter` base filters.
-Rule checks live in portus_fab.management; the hooks here only call them.
+Rule checks live in portus_fab.access.management; the hooks here only call them.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from wtforms import SelectField, TextAreaField
 from wtforms.validators import Optional, ValidationError
 
-from portus_fab import management, policy
+from portus_fab.access import management, policy
 from portus_fab.models import (
     GLOBAL_NAMESPACE,
     Activity,

@@ -9,9 +9,9 @@ from flask_appbuilder import BaseView, expose, has_access
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
-from portus_fab import browsing, catalog
+from portus_fab.access.policy import Action
+from portus_fab.catalog import browsing, repositories
 from portus_fab.core import portus
-from portus_fab.policy import Action
 from portus_fab.registry.errors import RegistryError
 from portus_fab.views.principal import current_principal
 
@@ -109,7 +109,7 @@ class BrowseView(BaseView):
             )
         core = portus()
         try:
-            catalog.delete_digests(
+            repositories.delete_digests(
                 core.session,
                 core.registry_client(),
                 page.repository,

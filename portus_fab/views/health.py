@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
+from portus_fab.access.policy import may_see_diagnostics
 from portus_fab.core import portus
-from portus_fab.diagnostics import run_checks
-from portus_fab.policy import may_see_diagnostics
+from portus_fab.ops.diagnostics import run_checks
 from portus_fab.views.principal import current_principal
 
 health_blueprint = Blueprint("portus_health", __name__)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import g
 
+from portus_fab.access.policy import ANONYMOUS, Principal
 from portus_fab.auth.credentials import principal_for
 from portus_fab.core import portus
-from portus_fab.policy import ANONYMOUS, Principal
 
 
 def current_principal() -> Principal:

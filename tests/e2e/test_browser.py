@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
-from portus_fab import reporting
+from portus_fab.catalog import reporting
+from portus_fab.catalog.enrichment import enrich
 from portus_fab.core import portus
-from portus_fab.enrichment import enrich
 from tests.conftest import add_user
 from tests.e2e.conftest import Stack, start_stack
 from tests.support.oci import build_image_layout, build_index_layout

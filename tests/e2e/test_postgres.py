@@ -14,11 +14,11 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from portus_fab import management
+from portus_fab.access import management
+from portus_fab.access.policy import ANONYMOUS, Action, Policy
 from portus_fab.auth.credentials import principal_for
 from portus_fab.core import EXTENSION, portus
 from portus_fab.models import Grant, Namespace, RegistryEventRecord, Tag
-from portus_fab.policy import ANONYMOUS, Action, Policy
 from run import create_app
 from tests.conftest import FAST_HASH, IsolatedClient, add_user
 from tests.support.services import Postgres

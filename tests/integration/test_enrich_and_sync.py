@@ -20,14 +20,14 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from portus_fab import catalog, enrichment
+from portus_fab.catalog import enrichment, repositories
+from portus_fab.catalog.sync import sync_catalog
 from portus_fab.core import portus
 from portus_fab.models import Namespace, NamespaceKind, Repository, Tag, Visibility
 from portus_fab.models.namespaces import utcnow
 from portus_fab.registry.client import RegistryClient
 from portus_fab.registry.errors import RegistryError, RegistryUnavailable
 from portus_fab.registry.manifests import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
-from portus_fab.sync import sync_catalog
 from tests.conftest import add_user, make_app
 from tests.e2e.conftest import ServedApp, registry_config
 from tests.support.oci import build_image_layout, build_index_layout
@@ -195,7 +195,7 @@ def registry_client(local_app: Flask) -> RegistryClient:
 
 def _push(session: Session, name: str, tag: str, digest: str, **kwargs: Any) -> Tag:
     options = {"media_type": None, "actor": "root", "at": utcnow(), **kwargs}
-    catalog.record_pushes(session, [catalog.Push(name, tag, digest, **options)])
+    repositories.record_pushes(session, [repositories.Push(name, tag, digest, **options)])
     session.commit()
     stored = _tag(session, name, tag)
     assert stored is not None
@@ -298,7 +298,7 @@ def test_enrich_of_missing_digest_notes_it(
     tag = _tag(session, name, "v1")
     assert tag.enrich_error and "not in the registry" in tag.enrich_error
     # Noted as described, so that the sweep does not retry it forever.
-    assert catalog.unenriched(session, utcnow() + dt.timedelta(days=1)) == []
+    assert repositories.unenriched(session, utcnow() + dt.timedelta(days=1)) == []
 
 
 @pytest.fixture
@@ -440,7 +440,7 @@ def test_sync_adopts_creates_and_removes(
     # Enriching what the sync found describes every tag.
     for name, digest in sorted(report.to_enrich):
         enrichment.enrich(session, registry_client, name, digest)
-    assert catalog.unenriched(session, utcnow() + dt.timedelta(days=1)) == []
+    assert repositories.unenriched(session, utcnow() + dt.timedelta(days=1)) == []
     assert _tag(session, "multi/tool", "1.0").platforms == ["linux/amd64", "linux/arm64/v8"]
 
     # A second run finds nothing to do.

@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from portus_fab import management
+from portus_fab.access import management
+from portus_fab.access.policy import ANONYMOUS, Action, Policy, Principal
 from portus_fab.auth.credentials import principal_for
 from portus_fab.core import portus
 from portus_fab.models import GLOBAL_NAMESPACE, Namespace, Role, Visibility
-from portus_fab.policy import ANONYMOUS, Action, Policy, Principal
 from tests.conftest import USER_ROLE
 
 ROLES = st.sampled_from(list(Role))

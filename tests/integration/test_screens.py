@@ -30,7 +30,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from portus_fab import catalog, management
+from portus_fab.access import management
+from portus_fab.catalog import repositories
 from portus_fab.models import (
     GLOBAL_NAMESPACE,
     Grant,
@@ -142,10 +143,10 @@ def build_world(app: Flask) -> World:
     management.create_namespace(session, "openhouse", visibility=Visibility.PUBLIC)
     management.create_namespace(session, "insiders", visibility=Visibility.PROTECTED)
 
-    catalog.record_pushes(
+    repositories.record_pushes(
         session,
         [
-            catalog.Push(
+            repositories.Push(
                 name,
                 "latest",
                 digest(n),
@@ -157,9 +158,9 @@ def build_world(app: Flask) -> World:
         ],
     )
     # v1 shares latest's digest: deleting one deletes both.
-    catalog.record_pushes(
+    repositories.record_pushes(
         session,
-        [catalog.Push(DEVAPP, "v1", digest(1), None, OWNER, T0)],
+        [repositories.Push(DEVAPP, "v1", digest(1), None, OWNER, T0)],
     )
     session.commit()
     return World(app)

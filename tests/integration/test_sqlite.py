@@ -1,4 +1,4 @@
-"""The embedded SQLite's writer queue and checkpoints (portus_fab.sqlite)."""
+"""The embedded SQLite's writer queue and checkpoints (portus_fab.models.sqlite)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from flask import Flask
 from sqlalchemy import text
 
-from portus_fab import sqlite
+from portus_fab.models import sqlite
 
 
 def test_a_second_writer_waits_for_the_first(app: Flask) -> None:

@@ -15,8 +15,8 @@ from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
 import portus_fab.auth.credentials as credentials
-import portus_fab.views.token as token_view
-from portus_fab import management
+import portus_fab.views.registry.token as token_view
+from portus_fab.access import management
 from portus_fab.core import portus
 from portus_fab.models import Visibility
 from tests.conftest import FAST_HASH, add_user
@@ -351,7 +351,7 @@ def test_jti_differs_between_tokens(client: FlaskClient, world: dict[str, User])
 def test_denials_are_logged_with_reason_without_secret(
     client: FlaskClient, world: dict[str, User], caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="portus_fab.views.token"):
+    with caplog.at_level(logging.INFO, logger="portus_fab.views.registry.token"):
         get_token(client, "repository:t-private/app:pull,push", auth=("viewer", "secret"))
         get_token(client, "repository:alice/app:pull", auth=("alice", "wrong-pw"))
     text = caplog.text

@@ -26,7 +26,7 @@ from flask_appbuilder.security.registerviews import BaseRegisterUser
 from flask_appbuilder.security.sqla.models import RegisterUser, User
 from sqlalchemy import func, select
 
-from portus_fab import management
+from portus_fab.access import management
 from portus_fab.models import Grant, Namespace, NamespaceKind, Role, Team, TeamMember, Visibility
 from tests.conftest import USER_ROLE, add_user, make_app
 

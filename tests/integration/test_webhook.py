@@ -19,10 +19,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import OperationalError
 
-from portus_fab import catalog, events
-from portus_fab.applier import flush_at_exit
+from portus_fab.access.policy import INTERNAL_IDENTITY
+from portus_fab.catalog import events, repositories
+from portus_fab.catalog.applier import flush_at_exit
 from portus_fab.core import EXTENSION, Portus
-from portus_fab.diagnostics import check_events
 from portus_fab.models import (
     Activity,
     Namespace,
@@ -32,7 +32,7 @@ from portus_fab.models import (
     Tag,
     Visibility,
 )
-from portus_fab.policy import INTERNAL_IDENTITY
+from portus_fab.ops.diagnostics import check_events
 from portus_fab.registry.manifests import (
     BLOB_MEDIA_TYPE,
     DOCKER_MANIFEST,
@@ -42,7 +42,7 @@ from portus_fab.registry.manifests import (
 )
 from portus_fab.registry.notifications import parse_envelope
 from portus_fab.tasks import ENRICH
-from portus_fab.tasks.registry import sweep_unenriched
+from portus_fab.tasks.catalog import sweep_unenriched
 from tests.conftest import add_user, make_app
 from tests.support.statements import count_statements
 from tests.support.wait import wait_until
@@ -715,14 +715,14 @@ def test_missing_timestamp_uses_arrival_time(app: Flask, client: FlaskClient, al
 def test_event_that_fails_to_apply_is_rejected_not_a_5xx(
     app: Flask, client: FlaskClient, alice: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = catalog.record_pushes
+    real = repositories.record_pushes
 
-    def record_pushes(session: Any, pushes: list[catalog.Push]) -> set[tuple[str, str]]:
+    def record_pushes(session: Any, pushes: list[repositories.Push]) -> set[tuple[str, str]]:
         if any(push.tag == "boom" for push in pushes):
             raise RuntimeError("surprise")
         return real(session, pushes)
 
-    monkeypatch.setattr(catalog, "record_pushes", record_pushes)
+    monkeypatch.setattr(repositories, "record_pushes", record_pushes)
     summary = deliver(
         client,
         event("push", tag="v1", digest=D1),
@@ -816,7 +816,7 @@ def test_a_database_error_leaves_events_pending_not_rejected(
             "UPDATE portus_tag", {}, sqlite3.OperationalError("database is locked")
         )
 
-    monkeypatch.setattr(catalog, "record_pushes", locked)
+    monkeypatch.setattr(repositories, "record_pushes", locked)
     with pytest.raises(OperationalError):
         events.apply_pending(session)
     assert count(app, RegistryEventRecord, RegistryEventRecord.status == "pending") == 1

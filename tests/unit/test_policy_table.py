@@ -6,8 +6,7 @@ import itertools
 
 import pytest
 
-from portus_fab.models import Role, Visibility
-from portus_fab.policy import (
+from portus_fab.access.policy import (
     ALL_ACTIONS,
     ANONYMOUS,
     Action,
@@ -20,6 +19,7 @@ from portus_fab.policy import (
     namespace_name_of,
     team_role,
 )
+from portus_fab.models import Role, Visibility
 
 PULL, PUSH, DELETE = Action.PULL, Action.PUSH, Action.DELETE
 NONE: frozenset[Action] = frozenset()

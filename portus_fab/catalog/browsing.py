@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from portus_fab import catalog
+from portus_fab.access.policy import Explanation, Policy, Principal, visible_namespace_ids
+from portus_fab.catalog import repositories
 from portus_fab.models import Namespace, NamespaceKind, Repository, Tag, Visibility
-from portus_fab.policy import Explanation, Policy, Principal, visible_namespace_ids
 
 PAGE_SIZE = 50
 SORTS = {"name": "name", "pushed": "last pushed"}
@@ -91,7 +91,7 @@ def explore(
             Repository.name,
             Namespace.name,
             Namespace.visibility,
-            catalog.tag_count(),
+            repositories.tag_count(),
             Repository.last_pushed_at,
             Repository.pull_count,
         )

@@ -14,11 +14,11 @@ from flask_appbuilder.security.sqla.models import Group, Role, User
 from sqlalchemy import Connection, delete, event, inspect, update
 from sqlalchemy.orm import Session
 
-from portus_fab.management import create_personal_namespace
+from portus_fab.access.management import create_personal_namespace
+from portus_fab.access.policy import INTERNAL_IDENTITY
 from portus_fab.models import Namespace, PolicyEpoch, Team, TeamMember
 from portus_fab.models.epoch import EPOCH_ROW
 from portus_fab.models.namespaces import Grant
-from portus_fab.policy import INTERNAL_IDENTITY
 
 
 def _refuse_reserved_name(_mapper: Any, _connection: Connection, user: User) -> None:

@@ -14,13 +14,14 @@ import yaml
 from flask import current_app
 from flask.cli import AppGroup
 
-from portus_fab import management, reporting
+from portus_fab.access import management
 from portus_fab.auth.credentials import load_user, principal_for
+from portus_fab.catalog import reporting
 from portus_fab.core import portus
 from portus_fab.models import Visibility
+from portus_fab.registry.config import auth_and_notifications, complete_config
 from portus_fab.registry.errors import RegistryError
 from portus_fab.registry.names import validate_repository_name
-from portus_fab.registry_config import auth_and_notifications, complete_config
 
 portus_cli = AppGroup("portus", help="portus_fab administration.")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -187,7 +188,7 @@ def grant(namespace: str, username: str | None, team_name: str | None, role: str
 @click.option("--dry-run", is_flag=True, help="Show what would change, change nothing.")
 def sync_command(dry_run: bool) -> None:
     """Make portus_fab's repositories and tags match the registry's catalog."""
-    from portus_fab.sync import sync_catalog
+    from portus_fab.catalog.sync import sync_catalog
     from portus_fab.tasks import enqueue_enrich
 
     core = portus()
@@ -256,7 +257,7 @@ def repo_show(reference: str, as_json: bool) -> None:
 @portus_cli.command("doctor")
 def doctor() -> None:
     """Check the wiring: database, registry (address, realm, service, trust), broker, events."""
-    from portus_fab.diagnostics import run_checks
+    from portus_fab.ops.diagnostics import run_checks
 
     checks = run_checks(portus())
     for check in checks:

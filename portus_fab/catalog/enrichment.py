@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 
 from sqlalchemy.orm import Session
 
-from portus_fab import catalog
+from portus_fab.catalog import repositories
 from portus_fab.models.namespaces import utcnow
 from portus_fab.registry.client import RegistryClient
 from portus_fab.registry.errors import RegistryError, RegistryUnavailable
@@ -27,7 +27,9 @@ def enrich(session: Session, client: RegistryClient, repository: str, digest: st
         raise
     except RegistryError as error:
         if error.status == 404:
-            catalog.mark_unenrichable(session, repository, digest, f"not in the registry: {error}")
+            repositories.mark_unenrichable(
+                session, repository, digest, f"not in the registry: {error}"
+            )
             session.commit()
             return 0
         raise
@@ -39,7 +41,7 @@ def enrich(session: Session, client: RegistryClient, repository: str, digest: st
     details = describe_manifest(
         digest, media_type, body, fetch_manifest, lambda blob: client.blob(repository, blob)
     )
-    updated = catalog.store_details(session, repository, details)
+    updated = repositories.store_details(session, repository, details)
     session.commit()
     if details.skipped:
         log.info("enriched %s@%s with notes: %s", repository, digest, "; ".join(details.skipped))
@@ -54,6 +56,6 @@ def sweep(
     """Enqueue again every digest whose tags were never described (say the broker was down
     when the push arrived, or a worker died mid-task). Only pushes older than `grace` are taken:
     younger ones are still in their own task's hands. Returns how many were enqueued."""
-    pending = catalog.unenriched(session, older_than=utcnow() - grace)
+    pending = repositories.unenriched(session, older_than=utcnow() - grace)
     session.rollback()
     return enqueue(pending) if pending else 0

@@ -14,7 +14,7 @@ import logging
 
 from flask import Blueprint, Response, jsonify, request
 
-from portus_fab import events
+from portus_fab.catalog import events
 from portus_fab.core import portus
 from portus_fab.registry.notifications import parse_envelope
 

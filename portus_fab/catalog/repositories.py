@@ -15,9 +15,9 @@ from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import ScalarSelect
 
+from portus_fab.access.policy import namespace_name_of
 from portus_fab.models import Activity, Namespace, NamespaceKind, Repository, Tag, Visibility
 from portus_fab.models.namespaces import utcnow
-from portus_fab.policy import namespace_name_of
 from portus_fab.registry.client import RegistryClient
 from portus_fab.registry.manifests import ManifestDetails
 

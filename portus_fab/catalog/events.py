@@ -29,10 +29,10 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from portus_fab import catalog, sqlite
-from portus_fab.models import RegistryEventRecord, Repository, Tag
+from portus_fab.access.policy import INTERNAL_IDENTITY
+from portus_fab.catalog import repositories
+from portus_fab.models import RegistryEventRecord, Repository, Tag, sqlite
 from portus_fab.models.namespaces import utcnow
-from portus_fab.policy import INTERNAL_IDENTITY
 from portus_fab.registry.notifications import ParsedEnvelope, RegistryEvent, RejectedEvent
 
 log = logging.getLogger(__name__)
@@ -276,10 +276,10 @@ def _apply_one_by_one(
     return list(ids)
 
 
-def _push(event: Row[Any]) -> catalog.Push | None:
+def _push(event: Row[Any]) -> repositories.Push | None:
     if event.tag is None or event.digest is None:
         return None  # a manifest pushed by digest only (an index's child): nothing to show
-    return catalog.Push(
+    return repositories.Push(
         event.repository, event.tag, event.digest, event.media_type, event.actor, event.occurred_at
     )
 
@@ -287,15 +287,15 @@ def _push(event: Row[Any]) -> catalog.Push | None:
 def _apply(session: Session, events: Sequence[Row[Any]]) -> set[tuple[str, str]]:
     to_enrich: set[tuple[str, str]] = set()
     # Pushes are applied in batches; a delete in between must see the pushes before it.
-    pushes: list[catalog.Push] = []
+    pushes: list[repositories.Push] = []
     for event in events:
         if event.action == "push" and (push := _push(event)) is not None:
             pushes.append(push)
         elif event.action == "delete":
-            to_enrich |= catalog.record_pushes(session, pushes)
+            to_enrich |= repositories.record_pushes(session, pushes)
             pushes = []
             _apply_delete(session, event)
-    to_enrich |= catalog.record_pushes(session, pushes)
+    to_enrich |= repositories.record_pushes(session, pushes)
     count_pulls(session, [e for e in events if e.action == "pull"])
     return to_enrich
 
@@ -303,7 +303,7 @@ def _apply(session: Session, events: Sequence[Row[Any]]) -> set[tuple[str, str]]
 def _apply_delete(session: Session, event: Row[Any]) -> None:
     repository = session.scalar(select(Repository).where(Repository.name == event.repository))
     if repository is not None:
-        catalog.remove_tags(
+        repositories.remove_tags(
             session, repository, digest=event.digest, tag_name=event.tag, actor=event.actor
         )
 

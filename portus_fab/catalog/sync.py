@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portus_fab import catalog
+from portus_fab.access.policy import namespace_name_of
+from portus_fab.catalog import repositories
 from portus_fab.models import Activity, Namespace, Repository, Tag
 from portus_fab.models.namespaces import utcnow
-from portus_fab.policy import namespace_name_of
 from portus_fab.registry.client import RegistryClient
 from portus_fab.registry.errors import RegistryError, RegistryUnavailable
 
@@ -118,7 +118,7 @@ def _sync_repository(
         if namespace not in known_namespaces:
             report.namespaces_adopted.append(namespace)
             known_namespaces.add(namespace)
-        repository = catalog.get_or_create_repository(session, name)
+        repository = repositories.get_or_create_repository(session, name)
         report.repositories_added.append(name)
     stored = {
         tag.name: tag
@@ -133,10 +133,12 @@ def _sync_repository(
                 report.to_enrich.add((name, digest))
             continue
         (report.tags_added if current is None else report.tags_moved).append(f"{name}:{tag_name}")
-        pushes.append(catalog.Push(name, tag_name, digest, None, None, now))
-    report.to_enrich |= catalog.record_pushes(session, pushes)
+        pushes.append(repositories.Push(name, tag_name, digest, None, None, now))
+    report.to_enrich |= repositories.record_pushes(session, pushes)
     for tag_name in sorted(set(stored) - set(digests)):
         report.tags_removed.append(f"{name}:{tag_name}")
-        catalog.remove_tags(session, repository, tag_name=tag_name, reason="gone from the registry")
+        repositories.remove_tags(
+            session, repository, tag_name=tag_name, reason="gone from the registry"
+        )
     if repository not in session:  # its last tag went: the repository was dropped with it
         report.repositories_removed.append(name)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from portus_fab import catalog
+from portus_fab.catalog import repositories
 from portus_fab.models import Namespace, Repository, Tag
 
 
@@ -18,7 +18,7 @@ def _iso(moment: dt.datetime | None) -> str | None:
 
 def repository_rows(session: Session) -> list[dict[str, Any]]:
     rows = session.execute(
-        select(Repository.name, Namespace.name, catalog.tag_count())
+        select(Repository.name, Namespace.name, repositories.tag_count())
         .join(Namespace, Namespace.id == Repository.namespace_id)
         .order_by(Repository.name)
     ).all()

@@ -7,7 +7,7 @@ import datetime as dt
 from celery import Task, shared_task
 from celery.utils.time import get_exponential_backoff_interval
 
-from portus_fab import enrichment, events, sync
+from portus_fab.catalog import enrichment, events, sync
 from portus_fab.core import portus
 from portus_fab.models.namespaces import utcnow
 from portus_fab.registry.errors import RegistryUnavailable

@@ -6,12 +6,12 @@ import logging
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from portus_fab.access.policy import ANONYMOUS, Principal
 from portus_fab.auth.access import resolve_access
 from portus_fab.auth.credentials import authenticate, same_username
 from portus_fab.auth.scopes import ScopeError, parse_scopes
 from portus_fab.core import portus
 from portus_fab.models.epoch import current_epoch
-from portus_fab.policy import ANONYMOUS, Principal
 
 log = logging.getLogger(__name__)
 

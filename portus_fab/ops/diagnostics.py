@@ -12,7 +12,7 @@ from flask import current_app
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from portus_fab.events import PENDING
+from portus_fab.catalog.events import PENDING
 from portus_fab.models import RegistryEventRecord, Tag
 from portus_fab.models.namespaces import utcnow
 from portus_fab.registry.client import RegistryClient

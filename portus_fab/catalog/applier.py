@@ -1,7 +1,7 @@
 """Applying stored registry events moments after the webhook answers, in each web process.
 
 The registry waits for each answer before it sends the next envelope, so the webhook only stores
-events (portus_fab.events.store) and wakes this applier. A daemon thread then applies what has
+events (`events.store`) and wakes this applier. A daemon thread then applies what has
 gathered, several envelopes at a time (far fewer statements per event than one by one), and
 publishes the digests to enrich: one Celery message costs about as much as storing a whole
 envelope.
@@ -18,11 +18,12 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Callable, Iterable
 
 from flask import Flask
 
-from portus_fab import events, sqlite
-from portus_fab.tasks import enqueue_enrich
+from portus_fab.catalog import events
+from portus_fab.models import sqlite
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 # 5 ms whether it applies 5 events or 50), short against "shows up within seconds".
 LINGER_SECONDS = 0.1
 # A pass applies in transactions of PASS_BATCH events with pauses between them: on SQLite each
-# one holds the writer lock that the webhook's next store waits for (portus_fab.sqlite). These
+# one holds the writer lock that the webhook's next store waits for (models/sqlite.py). These
 # three values did best in bench/webhook_bench.py among lingers of 0.1-0.5 s and batches of 25-100.
 PASS_BATCH = 50
 PAUSE_SECONDS = 0.003
@@ -41,9 +42,15 @@ RETRY_SECONDS = 5.0
 IDLE_SECONDS = 30.0
 
 
+# Hands (repository, digest) pairs to the enrich workers; returns how many it handed over. The
+# manager passes the Celery publisher in, so this domain never imports the task surface.
+PublishEnrich = Callable[[Iterable[tuple[str, str]]], int]
+
+
 class EventApplier:
-    def __init__(self, app: Flask) -> None:
+    def __init__(self, app: Flask, publish_enrich: PublishEnrich) -> None:
         self._app = app
+        self._publish_enrich = publish_enrich
         self._lock = threading.Lock()  # guards _thread and _thread_pid
         self._applying = threading.Lock()  # one pass at a time: flush() waits for a running one
         self._wake = threading.Event()
@@ -82,7 +89,7 @@ class EventApplier:
                 sqlite.checkpoint(session)
             finally:
                 session.remove()
-            return enqueue_enrich(to_enrich) if to_enrich else 0
+            return self._publish_enrich(to_enrich) if to_enrich else 0
 
     def _run(self) -> None:
         while True:

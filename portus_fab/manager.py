@@ -9,7 +9,8 @@ from flask_appbuilder.basemanager import BaseManager
 from portus_fab.access import hooks
 from portus_fab.access.management import ensure_global_namespace, ensure_policy_epoch
 from portus_fab.core import EXTENSION, Portus
-from portus_fab.models import portus_tables, sqlite
+from portus_fab.migrations import prepare_schema
+from portus_fab.models import sqlite
 from portus_fab.tasks import celery_init_app, enqueue_enrich
 
 
@@ -29,8 +30,8 @@ class PortusManager(BaseManager):
         engine = session.get_bind()
         if engine.dialect.name == "sqlite":
             sqlite.tune(engine)
-        # FAB creates its own tables only; ours are created (if missing) here.
-        portus_tables()[0].metadata.create_all(engine, tables=portus_tables())
+        if not prepare_schema(engine, migrate=settings.auto_migrate):
+            return  # the error is logged; `flask portus db upgrade` still works
         ensure_policy_epoch(session)
         ensure_global_namespace(session)
         session.commit()

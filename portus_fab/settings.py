@@ -146,6 +146,13 @@ SPECS: tuple[SettingSpec, ...] = (
         "`python run.py` also starts a Celery worker and beat beside the web server",
     ),
     SettingSpec(
+        "PORTUS_AUTO_MIGRATE",
+        "true",
+        _bool,
+        "each process brings the database schema to the code's at start (false: deployments "
+        "that run `flask portus db upgrade` as a step of their own)",
+    ),
+    SettingSpec(
         "PORTUS_USER_ROLE",
         "User",
         str,
@@ -202,6 +209,7 @@ class Settings:
     sweep_interval: int
     sync_interval: int
     embedded_worker: bool
+    auto_migrate: bool
     user_role: str
     anonymous_browse: bool
 
@@ -252,6 +260,7 @@ class Settings:
             sweep_interval=value["PORTUS_SWEEP_INTERVAL"],
             sync_interval=value["PORTUS_SYNC_INTERVAL"],
             embedded_worker=value["PORTUS_EMBEDDED_WORKER"],
+            auto_migrate=value["PORTUS_AUTO_MIGRATE"],
             user_role=value["PORTUS_USER_ROLE"],
             anonymous_browse=value["PORTUS_ANONYMOUS_BROWSE"],
         )

@@ -17,6 +17,7 @@ from flask.cli import AppGroup
 from portus_fab.access import management
 from portus_fab.auth.credentials import load_user, principal_for
 from portus_fab.catalog import reporting
+from portus_fab.cli.db import db_cli
 from portus_fab.core import portus
 from portus_fab.models import Visibility
 from portus_fab.registry.config import auth_and_notifications, complete_config
@@ -24,6 +25,7 @@ from portus_fab.registry.errors import RegistryError
 from portus_fab.registry.names import validate_repository_name
 
 portus_cli = AppGroup("portus", help="portus_fab administration.")
+portus_cli.add_command(db_cli)
 F = TypeVar("F", bound=Callable[..., Any])
 
 VISIBILITIES = click.Choice([v.value for v in Visibility])

@@ -1,6 +1,9 @@
-"""portus_fab's tables. They share FAB's declarative base so they can reference `ab_user`."""
+"""portus_fab's tables, on a MetaData of their own (see `base`): only our migrations create them."""
+
+from sqlalchemy import Table
 
 from portus_fab.models.activity import Activity, RegistryEventRecord
+from portus_fab.models.base import Model
 from portus_fab.models.epoch import PolicyEpoch
 from portus_fab.models.namespaces import (
     GLOBAL_NAMESPACE,
@@ -18,6 +21,7 @@ __all__ = [
     "GLOBAL_NAMESPACE",
     "Activity",
     "Grant",
+    "Model",
     "Namespace",
     "NamespaceKind",
     "PolicyEpoch",
@@ -31,17 +35,6 @@ __all__ = [
 ]
 
 
-def portus_tables() -> list:
-    """The tables this add-on owns (FAB creates only its own; see PortusManager)."""
-    models = (
-        Namespace,
-        Team,
-        TeamMember,
-        Grant,
-        Repository,
-        Tag,
-        RegistryEventRecord,
-        Activity,
-        PolicyEpoch,
-    )
-    return [model.__table__ for model in models]
+def portus_tables() -> list[Table]:
+    """The tables this add-on owns: every table on our MetaData (the migrations touch no other)."""
+    return list(Model.metadata.sorted_tables)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask_appbuilder import Model
 from sqlalchemy import DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from portus_fab.models.base import Model
 from portus_fab.models.namespaces import utcnow
 
 

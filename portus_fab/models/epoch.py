@@ -7,9 +7,10 @@ cross-process messaging.
 
 from __future__ import annotations
 
-from flask_appbuilder import Model
 from sqlalchemy import BigInteger, Engine, Integer, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from portus_fab.models.base import Model
 
 EPOCH_ROW = 1
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from flask_appbuilder import Model
 from flask_appbuilder.security.sqla.models import User
 from sqlalchemy import (
     CheckConstraint,
@@ -18,6 +17,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portus_fab.models.base import Model
 
 # Repositories without a "/" live here. The name cannot be a registry path component (those start
 # with [a-z0-9]), so no user or team namespace can ever collide with it.
@@ -81,7 +82,7 @@ class Namespace(Model):
     )
     # The user a personal namespace belongs to (kept for display; rights come from grants).
     user_id: Mapped[int | None] = mapped_column(
-        ForeignKey("ab_user.id", ondelete="SET NULL"), nullable=True
+        ForeignKey(User.id, ondelete="SET NULL"), nullable=True
     )
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
 
@@ -124,7 +125,7 @@ class TeamMember(Model):
         ForeignKey("portus_team.id", ondelete="CASCADE"), nullable=False, index=True
     )
     user_id: Mapped[int] = mapped_column(
-        ForeignKey("ab_user.id", ondelete="CASCADE"), nullable=False, index=True
+        ForeignKey(User.id, ondelete="CASCADE"), nullable=False, index=True
     )
     role: Mapped[Role] = mapped_column(_enum(Role, "role"), nullable=False)
 
@@ -152,7 +153,7 @@ class Grant(Model):
         ForeignKey("portus_namespace.id", ondelete="CASCADE"), nullable=False, index=True
     )
     user_id: Mapped[int | None] = mapped_column(
-        ForeignKey("ab_user.id", ondelete="CASCADE"), nullable=True, index=True
+        ForeignKey(User.id, ondelete="CASCADE"), nullable=True, index=True
     )
     team_id: Mapped[int | None] = mapped_column(
         ForeignKey("portus_team.id", ondelete="CASCADE"), nullable=True, index=True

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask_appbuilder import Model
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -18,6 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from portus_fab.models.base import Model
 from portus_fab.models.namespaces import Namespace, utcnow
 
 

@@ -37,8 +37,8 @@ def tune(engine: Engine) -> None:
     engine.dispose()  # connections opened before the listener get the pragmas too
 
 
-def _database_file(session: Session) -> str | None:
-    url = session.get_bind().url
+def _database_file(engine: Engine) -> str | None:
+    url = engine.url
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return None
     return url.database
@@ -48,7 +48,14 @@ def _database_file(session: Session) -> str | None:
 def writing(session: Session) -> Iterator[None]:
     """Hold the database's writer lock (SQLite files only; elsewhere a no-op) around a write
     transaction that should not poll for SQLite's own lock."""
-    database = _database_file(session)
+    with writer_lock(session.get_bind()):
+        yield
+
+
+@contextmanager
+def writer_lock(engine: Engine) -> Iterator[None]:
+    """`writing` for a bare engine (schema migrations take it too)."""
+    database = _database_file(engine)
     if database is None:
         yield
         return
@@ -63,5 +70,5 @@ def writing(session: Session) -> Iterator[None]:
 def checkpoint(session: Session) -> None:
     """Copy the write-ahead log into the database now. Otherwise whichever commit finds the log
     over 1,000 pages does it, usually a webhook request, whose answer then waits 10-20 ms."""
-    if _database_file(session) is not None:
+    if _database_file(session.get_bind()) is not None:
         session.execute(text("PRAGMA wal_checkpoint(PASSIVE)"))

@@ -6,46 +6,86 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
 
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from portus_fab.catalog import repositories
 from portus_fab.models.namespaces import utcnow
 from portus_fab.registry.client import RegistryClient
 from portus_fab.registry.errors import RegistryError, RegistryUnavailable
-from portus_fab.registry.manifests import describe_manifest
+from portus_fab.registry.manifests import Undescribable, describe_digest
 
 log = logging.getLogger(__name__)
 
 
+# Longest failure reason stored: the tag page and doctor show it whole.
+MAX_REASON = 1000
+
+
 def enrich(session: Session, client: RegistryClient, repository: str, digest: str) -> int:
     """Fetch the manifest (and configs, and an index's children) and store the details on every
-    tag of the repository that points at `digest`. Idempotent. Raises RegistryUnavailable when
-    the registry cannot be reached, so that the task is retried."""
+    tag of the repository that points at `digest`; returns how many tags were described.
+    Idempotent.
+
+    One digest's trouble never reaches the caller, so a batch goes on with the next digest: a
+    digest that cannot be described (invalid content, a database refusing its row, any error)
+    is recorded as failed, with the reason, on its tags, and the sweep leaves it alone. Raises
+    RegistryUnavailable when the registry cannot be reached, so that the task is retried. When
+    the fault is no digest's (the registry refuses our tokens, the database is unreachable) the
+    tags stay waiting and the sweep sends them again."""
     try:
-        media_type, _, body = client.manifest(repository, digest)
+        details = describe_digest(
+            digest,
+            lambda child: _manifest(client, repository, child),
+            lambda blob: client.blob(repository, blob),
+        )
+        updated = repositories.store_details(session, repository, details)
+        session.commit()
     except RegistryUnavailable:
+        session.rollback()
         raise
-    except RegistryError as error:
-        if error.status == 404:
-            repositories.mark_unenrichable(
-                session, repository, digest, f"not in the registry: {error}"
-            )
-            session.commit()
-            return 0
-        raise
-
-    def fetch_manifest(child: str) -> tuple[str, bytes]:
-        child_type, _, child_body = client.manifest(repository, child)
-        return child_type, child_body
-
-    details = describe_manifest(
-        digest, media_type, body, fetch_manifest, lambda blob: client.blob(repository, blob)
-    )
-    updated = repositories.store_details(session, repository, details)
-    session.commit()
+    except (RegistryError, OperationalError) as error:
+        session.rollback()
+        log.warning("%s@%s stays waiting: %s", repository, digest, error)
+        return 0
+    except Undescribable as error:
+        session.rollback()
+        return _record_failure(session, repository, digest, str(error))
+    except SQLAlchemyError as error:
+        session.rollback()
+        log.warning("the database refused the details of %s@%s: %s", repository, digest, error)
+        cause = getattr(error, "orig", None) or error
+        first_line = str(cause).strip().partition("\n")[0]
+        reason = f"the database refused its details: {type(cause).__name__}: {first_line}"
+        return _record_failure(session, repository, digest, reason)
+    except Exception as error:  # noqa: BLE001 - whatever it is, it is this digest's alone
+        session.rollback()
+        log.exception("describing %s@%s failed", repository, digest)
+        reason = f"unexpected error: {type(error).__name__}: {error}"
+        return _record_failure(session, repository, digest, reason)
     if details.skipped:
         log.info("enriched %s@%s with notes: %s", repository, digest, "; ".join(details.skipped))
     return updated
+
+
+def _manifest(client: RegistryClient, repository: str, reference: str) -> tuple[str, bytes]:
+    media_type, _, body = client.manifest(repository, reference)
+    return media_type, body
+
+
+def _record_failure(session: Session, repository: str, digest: str, reason: str) -> int:
+    """Mark the tags on `digest` as failed; returns 0 (none was described). If even that fails
+    (the database is gone), they stay waiting for the sweep."""
+    if len(reason) > MAX_REASON:
+        reason = reason[: MAX_REASON - 3] + "..."
+    log.warning("%s@%s cannot be described: %s", repository, digest, reason)
+    try:
+        repositories.mark_failed(session, repository, digest, reason)
+        session.commit()
+    except SQLAlchemyError:
+        session.rollback()
+        log.exception("recording the failure of %s@%s failed; it stays waiting", repository, digest)
+    return 0
 
 
 def sweep(

@@ -39,7 +39,9 @@ def tag_data(tag: Tag) -> dict[str, Any]:
         "pull_count": tag.pull_count,
         "last_pulled_at": _iso(tag.last_pulled_at),
         "enriched": tag.enriched,
-        "enrich_notes": tag.enrich_error,
+        "enrich_failed": tag.enrich_failed,
+        "enrich_error": tag.enrich_error if tag.enrich_failed else None,
+        "enrich_notes": (tag.details or {}).get("skipped", []) if tag.enriched else [],
         "images": (tag.details or {}).get("images", []),
     }
 

@@ -272,16 +272,19 @@ def store_details(session: Session, repository_name: str, details: ManifestDetai
         tag.details = details_json(details)
         tag.enriched_digest = details.digest
         tag.enriched_at = utcnow()
-        tag.enrich_error = "; ".join(details.skipped) or None
+        tag.enrich_error = None  # the notes are in `details`
     session.flush()
     return len(tags)
 
 
-def mark_unenrichable(session: Session, repository_name: str, digest: str, why: str) -> None:
-    """A digest the registry no longer has: stop retrying, say why."""
+def mark_failed(session: Session, repository_name: str, digest: str, why: str) -> None:
+    """A digest that cannot be described: done with (the sweep leaves it alone), nothing shown
+    but why; details of the digest the tags pointed at before go."""
     for tag in session.scalars(
         select(Tag).join(Repository).where(Repository.name == repository_name, Tag.digest == digest)
     ):
+        tag.size = tag.created = None
+        tag.platforms, tag.labels, tag.details = [], {}, {}
         tag.enriched_digest = digest
         tag.enriched_at = utcnow()
         tag.enrich_error = why

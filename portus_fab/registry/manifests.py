@@ -1,17 +1,27 @@
-"""Interpretation of manifests, indexes and image configs into plain immutable data."""
+"""Interpretation of manifests, indexes and image configs into plain immutable data.
+
+Everything the registry hands over was written by whoever pushed: this module is the one place
+that bounds it. Content outside the bounds below, or not of the types the image specs give, is
+refused whole with `Undescribable`, never clamped: a clamped size or a cut label would be a
+description that is false, and the tag had better say why it has none.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from portus_fab.registry.errors import RegistryError, RegistryUnavailable
+from portus_fab.registry.limits import MEDIA_TYPE_MAX
 from portus_fab.registry.names import validate_digest
+
+log = logging.getLogger(__name__)
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -44,16 +54,45 @@ BLOB_MEDIA_TYPE = "application/octet-stream"
 IMAGE_CONFIG_MEDIA_TYPES = frozenset(
     {"application/vnd.docker.container.image.v1+json", "application/vnd.oci.image.config.v1+json"}
 )
-# An index is a user-controlled list of fetches: bound it.
+# The bounds of what one digest may store. Real images stay far inside them.
+# An index is a user-controlled list of fetches, and each of its images a row of the tag page.
 MAX_INDEX_CHILDREN = 64
+# Per config or layer. A terabyte is no real layer, and MAX_LAYERS of them sum far below the
+# 2^63 of a BIGINT column (and below 2^53, the exact integers of JSON readers).
+MAX_BLOB_SIZE = 1 << 40
+MAX_LAYERS = 1000
+MAX_HISTORY = 1000  # entries of an image's history, empty layers included
+MAX_LABELS = 500
+# Label keys and platform fields: short identifiers (media types have MEDIA_TYPE_MAX).
+MAX_NAME = 255
+# A label value or a history command (a RUN with a here-document can be long).
+MAX_TEXT = 64 * 1024
+# Labels and history of all the images of one digest together.
+MAX_TEXT_TOTAL = 1024 * 1024
+# Reproducible builds date images at the epoch; a date past now (with a builder's clock running
+# ahead) is no date an image was built on.
+EARLIEST_CREATED = datetime(1970, 1, 1, tzinfo=UTC)
+CREATED_LEEWAY = timedelta(days=1)
+# How much of an offending value a reason quotes.
+_QUOTED = 40
 
 _RFC3339_RE = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
     r"(?:([Zz])|([+-])(\d{2}):(\d{2}))"
 )
 
+# "GET http://registry:5000/v2/... -> " or "GET http://...: " that starts a client error: the
+# reason is shown to anyone who may pull, and the registry's address is for admins.
+_REQUEST_LINE_RE = re.compile(r"[A-Z]+ \S+(?: -> |: )")
+
+T = TypeVar("T")
 FetchManifest = Callable[[str], tuple[str, bytes]]
 FetchBlob = Callable[[str], bytes]
+
+
+class Undescribable(ValueError):
+    """The content is invalid or out of bounds: the digest cannot be described. The message says
+    which part and why; it names no host and quotes at most a few characters of the content."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +142,7 @@ class ManifestDetails:
     images: list[ImageDetails]
     created: datetime | None  # latest of the images
     labels: dict[str, str]  # of the first image
-    skipped: list[str]  # human-readable notes on what could not be interpreted
+    skipped: list[str]  # human-readable notes on what was deliberately not interpreted
 
 
 def parse_rfc3339(value: object) -> datetime | None:
@@ -130,6 +169,14 @@ def parse_rfc3339(value: object) -> datetime | None:
     return None if parsed.year == 1 else parsed
 
 
+def describe_digest(
+    digest: str, fetch_manifest: FetchManifest, fetch_blob: FetchBlob
+) -> ManifestDetails:
+    """Fetch the manifest `digest` and describe it (see `describe_manifest`)."""
+    media_type, body = _fetched(f"manifest {digest}", fetch_manifest, digest)
+    return describe_manifest(digest, media_type, body, fetch_manifest, fetch_blob)
+
+
 def describe_manifest(
     digest: str,
     media_type: str,
@@ -139,25 +186,35 @@ def describe_manifest(
 ) -> ManifestDetails:
     """Interpret a manifest of any kind, fetching children and configs through the callables.
 
-    Never raises because of malformed content (it is noted in `skipped`); a RegistryUnavailable
-    raised by a callable propagates so the caller can retry later.
+    Raises Undescribable for content that is invalid or out of bounds, an index's child or a
+    config included; what is deliberately not interpreted (artifacts, attestations, nested
+    indexes) is noted in `skipped`. A RegistryUnavailable raised by a callable propagates so
+    the caller can retry later, and so does a refused token (401, 403): neither is the content's
+    fault.
     """
     skipped: list[str] = []
-    _check_digest(digest, body, "manifest", skipped)
-    document = _load_json_object(body, f"manifest {digest}", skipped)
+    _media_type(media_type, f"manifest {digest}")
+    _check_digest(digest, body, "manifest")
+    document = _load_json_object(body, f"manifest {digest}")
     kind = _effective_media_type(media_type, document)
 
     images: list[ImageDetails] = []
-    if document is not None:  # else already noted in skipped
-        if kind in IMAGE_MEDIA_TYPES:
-            images.append(_describe_image(digest, kind, document, None, fetch_blob, skipped))
-        elif kind in INDEX_MEDIA_TYPES:
-            images = _describe_index(document, fetch_manifest, fetch_blob, skipped)
-        elif kind in SCHEMA1_MEDIA_TYPES:
-            images.append(_describe_schema1(digest, kind, document, skipped))
-        else:
-            skipped.append(f"unknown media type {media_type or '(none)'}: not interpreted")
+    if kind in IMAGE_MEDIA_TYPES:
+        images.append(_describe_image(digest, kind, document, None, fetch_blob, skipped))
+    elif kind in INDEX_MEDIA_TYPES:
+        images = _describe_index(document, fetch_manifest, fetch_blob, skipped)
+    elif kind in SCHEMA1_MEDIA_TYPES:
+        images.append(_describe_schema1(digest, kind, document, skipped))
+    else:
+        skipped.append(f"unknown media type {media_type or '(none)'}: not interpreted")
 
+    text = sum(
+        len(key) + len(value) for image in images for key, value in image.labels.items()
+    ) + sum(len(command) for image in images for command in image.history)
+    if text > MAX_TEXT_TOTAL:
+        raise Undescribable(
+            f"labels and history hold {text} characters, more than {MAX_TEXT_TOTAL}"
+        )
     size = max((image.size for image in images), default=len(body))
     created_values = [image.created for image in images if image.created is not None]
     return ManifestDetails(
@@ -172,12 +229,10 @@ def describe_manifest(
     )
 
 
-def _effective_media_type(media_type: str, document: dict[str, Any] | None) -> str | None:
+def _effective_media_type(media_type: str, document: dict[str, Any]) -> str | None:
     """The registry's word wins; the body's mediaType only fills in for an unknown one."""
     if media_type in MANIFEST_MEDIA_TYPES:
         return media_type
-    if document is None:
-        return None
     declared = document.get("mediaType")
     if isinstance(declared, str) and declared in MANIFEST_MEDIA_TYPES:
         return declared
@@ -193,24 +248,16 @@ def _describe_index(
     fetch_blob: FetchBlob,
     skipped: list[str],
 ) -> list[ImageDetails]:
-    entries = document.get("manifests")
-    if not isinstance(entries, list):
-        skipped.append("index has no manifests list")
-        return []
+    entries = _list(document.get("manifests"), "index manifests", MAX_INDEX_CHILDREN)
     images: list[ImageDetails] = []
     seen: set[str] = set()
     for position, entry in enumerate(entries):
-        if len(seen) >= MAX_INDEX_CHILDREN:
-            skipped.append(f"index has more than {MAX_INDEX_CHILDREN} children: rest not read")
-            break
-        if not isinstance(entry, dict) or validate_digest(entry.get("digest")) is not None:
-            skipped.append(f"index entry #{position} is malformed")
-            continue
-        child = entry["digest"]
+        what = f"index entry #{position}"
+        child, _, declared = _descriptor(entry, what)
         if child in seen:
             continue
         seen.add(child)
-        platform = _platform(entry.get("platform"))
+        platform = _platform(entry.get("platform"), what)
         annotations = entry.get("annotations")
         if (platform is not None and platform.os == platform.architecture == "unknown") or (
             isinstance(annotations, dict)
@@ -218,24 +265,15 @@ def _describe_index(
         ):
             skipped.append(f"attestation manifest {child} skipped")
             continue
-        declared = entry.get("mediaType")
         if declared in INDEX_MEDIA_TYPES:
             skipped.append(f"nested index {child} not followed")
             continue
         if declared not in IMAGE_MEDIA_TYPES:
             skipped.append(f"unknown media type {declared} for child {child}")
             continue
-        try:
-            child_type, child_body = fetch_manifest(child)
-        except RegistryUnavailable:
-            raise
-        except RegistryError as exc:
-            skipped.append(f"child {child} could not be fetched: {exc}")
-            continue
-        _check_digest(child, child_body, f"child {child}", skipped)
-        child_document = _load_json_object(child_body, f"child {child}", skipped)
-        if child_document is None:
-            continue
+        child_type, child_body = _fetched(f"child {child}", fetch_manifest, child)
+        _check_digest(child, child_body, f"child {child}")
+        child_document = _load_json_object(child_body, f"child {child}")
         kind = child_type if child_type in IMAGE_MEDIA_TYPES else declared
         images.append(_describe_image(child, kind, child_document, platform, fetch_blob, skipped))
     return images
@@ -249,43 +287,29 @@ def _describe_image(
     fetch_blob: FetchBlob,
     skipped: list[str],
 ) -> ImageDetails:
-    config = document.get("config")
-    config_digest: str | None = None
-    config_size = 0
-    config_type: object = None
-    if isinstance(config, dict) and validate_digest(config.get("digest")) is None:
-        config_digest = config["digest"]
-        config_size = _non_negative_int(config.get("size"))
-        config_type = config.get("mediaType")
-    else:
-        skipped.append(f"image {digest}: config descriptor missing or malformed")
-
-    layers: list[Layer] = []
-    raw_layers = document.get("layers")
-    for position, raw in enumerate(raw_layers if isinstance(raw_layers, list) else []):
-        if isinstance(raw, dict) and validate_digest(raw.get("digest")) is None:
-            media = raw.get("mediaType")
-            layers.append(
-                Layer(
-                    digest=raw["digest"],
-                    size=_non_negative_int(raw.get("size")),
-                    media_type=media if isinstance(media, str) else "",
-                )
-            )
-        else:
-            skipped.append(f"image {digest}: layer #{position} is malformed")
+    config_digest, config_size, config_type = _descriptor(
+        document.get("config"), f"image {digest}: config"
+    )
+    layers = [
+        Layer(*_descriptor(raw, f"image {digest}: layer #{position}"))
+        for position, raw in enumerate(
+            _list(document.get("layers"), f"image {digest}: layers", MAX_LAYERS)
+        )
+    ]
 
     created: datetime | None = None
     labels: dict[str, str] = {}
     history: list[str] = []
-    if config_digest is not None and config_type in IMAGE_CONFIG_MEDIA_TYPES:
-        image_config = _fetch_config(config_digest, fetch_blob, skipped)
-        if image_config is not None:
-            created = parse_rfc3339(image_config.get("created"))
-            labels = _labels(image_config, config_digest, skipped)
-            history = _history(image_config.get("history"))
-            platform = platform or _platform(image_config)
-    elif config_digest is not None:
+    if config_type in IMAGE_CONFIG_MEDIA_TYPES:
+        what = f"config {config_digest}"
+        blob = _fetched(what, fetch_blob, config_digest)
+        _check_digest(config_digest, blob, what)
+        image_config = _load_json_object(blob, what)
+        created = _created(image_config.get("created"), what)
+        labels = _labels(image_config.get("config"), what)
+        history = _history(image_config.get("history"), what)
+        platform = platform or _platform(image_config, what)
+    else:
         skipped.append(f"image {digest}: config media type {config_type} not interpreted")
 
     return ImageDetails(
@@ -305,29 +329,30 @@ def _describe_schema1(
     digest: str, media_type: str, document: dict[str, Any], skipped: list[str]
 ) -> ImageDetails:
     skipped.append("schema1 manifest: no config")
-    architecture = document.get("architecture")
+    architecture = _optional_name(document.get("architecture"), "schema1 architecture")
     os_name = "linux"
     created: datetime | None = None
     # Best effort: the newest v1Compatibility entry is a JSON string describing the image.
     history = document.get("history")
     if isinstance(history, list) and history and isinstance(history[0], dict):
-        newest = _load_json_object(
-            str(history[0].get("v1Compatibility", "")), "schema1 v1Compatibility", skipped
-        )
-        if newest is not None:
-            os_name = newest["os"] if isinstance(newest.get("os"), str) else os_name
-            created = parse_rfc3339(newest.get("created"))
-    fs_layers = document.get("fsLayers")
-    layers = [
-        # schema1 lists layers newest first and does not know their sizes.
-        Layer(digest=entry["blobSum"], size=0, media_type=BLOB_MEDIA_TYPE)
-        for entry in reversed(fs_layers if isinstance(fs_layers, list) else [])
-        if isinstance(entry, dict) and validate_digest(entry.get("blobSum")) is None
-    ]
+        what = "schema1 v1Compatibility"
+        newest = _load_json_object(str(history[0].get("v1Compatibility", "")), what)
+        os_name = _optional_name(newest.get("os"), f"{what} os") or os_name
+        created = _created(newest.get("created"), what)
+    fs_layers = _list(document.get("fsLayers"), "schema1 fsLayers", MAX_LAYERS)
+    if not fs_layers:
+        raise Undescribable("schema1 manifest lists no fsLayers")
+    layers = []
+    # schema1 lists layers newest first and does not know their sizes.
+    for position, entry in reversed(list(enumerate(fs_layers))):
+        blob_sum = entry.get("blobSum") if isinstance(entry, dict) else None
+        if validate_digest(blob_sum) is not None:
+            raise Undescribable(f"schema1 fsLayers #{position} has no valid blobSum")
+        layers.append(Layer(digest=str(blob_sum), size=0, media_type=BLOB_MEDIA_TYPE))
     return ImageDetails(
         digest=digest,
         media_type=media_type,
-        platform=Platform(os_name, architecture) if isinstance(architecture, str) else None,
+        platform=Platform(os_name, architecture) if architecture else None,
         size=0,
         created=created,
         labels={},
@@ -337,76 +362,147 @@ def _describe_schema1(
     )
 
 
-def _fetch_config(
-    config_digest: str, fetch_blob: FetchBlob, skipped: list[str]
-) -> dict[str, Any] | None:
+def _fetched(what: str, fetch: Callable[[str], T], reference: str) -> T:
     try:
-        blob = fetch_blob(config_digest)
+        return fetch(reference)
     except RegistryUnavailable:
         raise
-    except RegistryError as exc:
-        skipped.append(f"config {config_digest} could not be fetched: {exc}")
-        return None
-    _check_digest(config_digest, blob, f"config {config_digest}", skipped)
-    return _load_json_object(blob, f"config {config_digest}", skipped)
+    except RegistryError as error:
+        if error.status in (401, 403):
+            raise  # the registry does not trust our token: a setting to fix, not the content
+        if error.status == 404:
+            raise Undescribable(f"{what} is not in the registry") from error
+        reason = _REQUEST_LINE_RE.sub("", str(error), count=1)
+        raise Undescribable(f"{what} could not be fetched: {reason}") from error
 
 
-def _labels(image_config: dict[str, Any], config_digest: str, skipped: list[str]) -> dict[str, str]:
-    inner = image_config.get("config")
-    raw = inner.get("Labels") if isinstance(inner, dict) else None
+def _descriptor(raw: object, what: str) -> tuple[str, int, str]:
+    """(digest, size, media type) of an OCI descriptor, each checked."""
     if not isinstance(raw, dict):
-        return {}
-    labels = {k: v for k, v in raw.items() if isinstance(v, str)}
-    if len(labels) != len(raw):
-        skipped.append(f"config {config_digest}: labels with non-string values ignored")
-    return labels
+        raise Undescribable(f"{what} is not a descriptor")
+    digest = raw.get("digest")
+    if validate_digest(digest) is not None:
+        raise Undescribable(f"{what} has no valid digest")
+    return str(digest), _size(raw.get("size"), what), _media_type(raw.get("mediaType"), what)
 
 
-def _history(raw: object) -> list[str]:
-    if not isinstance(raw, list):
-        return []
-    return [
-        entry["created_by"] if isinstance(entry.get("created_by"), str) else ""
-        for entry in raw
-        if isinstance(entry, dict)
-    ]
-
-
-def _platform(raw: object) -> Platform | None:
-    """Platform from an index entry's `platform` or an image config (same field names)."""
-    if not isinstance(raw, dict):
-        return None
-    os_name, architecture, variant = raw.get("os"), raw.get("architecture"), raw.get("variant")
-    if not (
-        isinstance(os_name, str) and os_name and isinstance(architecture, str) and architecture
-    ):
-        return None
-    return Platform(
-        os_name, architecture, variant if isinstance(variant, str) and variant else None
-    )
-
-
-def _non_negative_int(value: object) -> int:
+def _size(value: object, what: str) -> int:
     # bool is an int subclass; a JSON true is not a size.
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise Undescribable(f"{what}: size {_quote(value)} is not an integer")
+    if not 0 <= value <= MAX_BLOB_SIZE:
+        raise Undescribable(f"{what}: size {_quote(value)} is outside 0..{MAX_BLOB_SIZE}")
+    return value
 
 
-def _load_json_object(data: bytes | str, what: str, skipped: list[str]) -> dict[str, Any] | None:
+def _media_type(value: object, what: str) -> str:
+    """A descriptor's media type; missing is "" (schema2 configs of old tools have none)."""
+    if value is None:
+        return ""
+    return _string(value, f"{what}: media type", MEDIA_TYPE_MAX)
+
+
+def _string(value: object, what: str, limit: int) -> str:
+    if not isinstance(value, str):
+        raise Undescribable(f"{what} {_quote(value)} is not a string")
+    if len(value) > limit:
+        raise Undescribable(f"{what} is {len(value)} characters long, more than {limit}")
+    return value
+
+
+def _optional_name(value: object, what: str) -> str | None:
+    return None if value is None or value == "" else _string(value, what, MAX_NAME)
+
+
+def _list(value: object, what: str, limit: int) -> list[Any]:
+    """A JSON array of at most `limit` entries; missing (or null) is empty."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise Undescribable(f"{what} is not a list")
+    if len(value) > limit:
+        raise Undescribable(f"{what} has {len(value)} entries, more than {limit}")
+    return value
+
+
+def _created(value: object, what: str) -> datetime | None:
+    """An image's creation time; None when unset (missing, or Go's zero time)."""
+    if value is None:
+        return None
+    parsed = parse_rfc3339(value)
+    if parsed is None:
+        match = _RFC3339_RE.fullmatch(value.strip()) if isinstance(value, str) else None
+        if match is not None and match.group(1) == "0001":
+            return None
+        raise Undescribable(f"{what}: created {_quote(value)} is not an RFC 3339 time")
+    latest = datetime.now(UTC) + CREATED_LEEWAY
+    if not EARLIEST_CREATED <= parsed <= latest:
+        raise Undescribable(
+            f"{what}: created {parsed:%Y-%m-%d} is outside {EARLIEST_CREATED:%Y-%m-%d}..now"
+        )
+    return parsed
+
+
+def _labels(inner: object, what: str) -> dict[str, str]:
+    raw = inner.get("Labels") if isinstance(inner, dict) else None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise Undescribable(f"{what}: labels are not an object")
+    if len(raw) > MAX_LABELS:
+        raise Undescribable(f"{what}: {len(raw)} labels, more than {MAX_LABELS}")
+    return {
+        _string(key, f"{what}: label key", MAX_NAME): _string(
+            value, f"{what}: label {key[:_QUOTED]!r}", MAX_TEXT
+        )
+        for key, value in raw.items()
+    }
+
+
+def _history(raw: object, what: str) -> list[str]:
+    commands = []
+    for position, entry in enumerate(_list(raw, f"{what}: history", MAX_HISTORY)):
+        if not isinstance(entry, dict):
+            raise Undescribable(f"{what}: history #{position} is not an object")
+        command = entry.get("created_by")
+        commands.append(
+            "" if command is None else _string(command, f"{what}: history #{position}", MAX_TEXT)
+        )
+    return commands
+
+
+def _platform(raw: object, what: str) -> Platform | None:
+    """Platform from an index entry's `platform` or an image config (same field names); None
+    when it names no os and architecture."""
+    if not isinstance(raw, dict):
+        return None
+    os_name = _optional_name(raw.get("os"), f"{what}: os")
+    architecture = _optional_name(raw.get("architecture"), f"{what}: architecture")
+    variant = _optional_name(raw.get("variant"), f"{what}: variant")
+    if not (os_name and architecture):
+        return None
+    return Platform(os_name, architecture, variant)
+
+
+def _quote(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= _QUOTED else text[: _QUOTED - 3] + "..."
+
+
+def _load_json_object(data: bytes | str, what: str) -> dict[str, Any]:
     try:
         document = json.loads(data)
     except (ValueError, RecursionError) as exc:
-        skipped.append(f"{what} is not valid JSON: {exc}")
-        return None
+        raise Undescribable(f"{what} is not valid JSON: {str(exc)[:100]}") from exc
     if not isinstance(document, dict):
-        skipped.append(f"{what} is not a JSON object")
-        return None
+        raise Undescribable(f"{what} is not a JSON object")
     return document
 
 
-def _check_digest(digest: str, body: bytes, what: str, skipped: list[str]) -> None:
+def _check_digest(digest: str, body: bytes, what: str) -> None:
     algorithm, _, expected = digest.partition(":")
     if algorithm not in ("sha256", "sha384", "sha512"):
         return
     actual = hashlib.new(algorithm, body).hexdigest()
     if actual != expected:
-        skipped.append(f"{what}: content hashes to {algorithm}:{actual}, not {digest}")
+        raise Undescribable(f"{what}: content hashes to {algorithm}:{actual}, not {digest}")

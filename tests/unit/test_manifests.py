@@ -22,6 +22,7 @@ from portus_fab.registry.manifests import (
     Layer,
     ManifestDetails,
     Platform,
+    Undescribable,
     describe_manifest,
     parse_rfc3339,
 )
@@ -264,7 +265,7 @@ def test_docker_manifest_list(registry: FakeRegistry) -> None:
     assert all(image.media_type == DOCKER_MANIFEST for image in details.images)
 
 
-def test_index_child_not_found_is_skipped(registry: FakeRegistry) -> None:
+def test_index_child_not_found_fails_the_index(registry: FakeRegistry) -> None:
     amd64, amd64_body = registry.add_image(DOCKER_MANIFEST)
     missing = "sha256:" + "9" * 64
     index, _ = registry.add_manifest(
@@ -274,11 +275,8 @@ def test_index_child_not_found_is_skipped(registry: FakeRegistry) -> None:
             (amd64, amd64_body, {"architecture": "amd64", "os": "linux"}),
         ),
     )
-    details = registry.describe(index)
-    assert [image.digest for image in details.images] == [amd64]
-    (note,) = details.skipped
-    assert missing in note
-    assert "HTTP 404" in note
+    with pytest.raises(Undescribable, match=f"child {missing} is not in the registry"):
+        registry.describe(index)
 
 
 def test_index_child_unavailable_propagates(registry: FakeRegistry) -> None:
@@ -300,14 +298,34 @@ def test_config_unavailable_propagates(registry: FakeRegistry) -> None:
         registry.describe(digest)
 
 
-def test_config_not_found_is_skipped(registry: FakeRegistry) -> None:
+def test_config_not_found_fails(registry: FakeRegistry) -> None:
     digest, _ = registry.add_image(DOCKER_MANIFEST)
     registry.blobs.clear()
-    details = registry.describe(digest)
-    (image,) = details.images
-    assert (image.platform, image.created, image.labels) == (None, None, {})
-    assert image.size > 1234  # sizes come from the manifest's descriptors
-    assert "could not be fetched" in details.skipped[0]
+    with pytest.raises(Undescribable, match=r"config sha256:\w+ is not in the registry"):
+        registry.describe(digest)
+
+
+def test_config_refused_otherwise_fails_without_the_registry_address(
+    registry: FakeRegistry,
+) -> None:
+    digest, _ = registry.add_image(DOCKER_MANIFEST)
+    config_digest = next(iter(registry.blobs))
+    registry.failures[config_digest] = RegistryError(
+        f"GET http://registry.internal:5000/v2/a/blobs/{config_digest} -> HTTP 400 Bad Request", 400
+    )
+    with pytest.raises(Undescribable) as raised:
+        registry.describe(digest)
+    assert str(raised.value) == f"config {config_digest} could not be fetched: HTTP 400 Bad Request"
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_token_propagates(registry: FakeRegistry, status: int) -> None:
+    """The registry not trusting our tokens is a setting to fix, not the image's fault."""
+    digest, _ = registry.add_image(DOCKER_MANIFEST)
+    registry.failures[next(iter(registry.blobs))] = RegistryError("denied", status)
+    with pytest.raises(RegistryError) as raised:
+        registry.describe(digest)
+    assert not isinstance(raised.value, Undescribable) and raised.value.status == status
 
 
 @pytest.mark.parametrize(
@@ -320,44 +338,38 @@ def test_config_not_found_is_skipped(registry: FakeRegistry) -> None:
 )
 def test_malformed_config(registry: FakeRegistry, config: bytes, fragment: str) -> None:
     digest, _ = registry.add_image(DOCKER_MANIFEST, config=config)
-    details = registry.describe(digest)
-    (image,) = details.images
-    assert image.platform is None
-    assert image.config_digest == digest_of(config)
-    assert fragment in details.skipped[0]
+    with pytest.raises(Undescribable, match=f"config {digest_of(config)} {fragment}"):
+        registry.describe(digest)
 
 
-def test_odd_config_fields(registry: FakeRegistry) -> None:
-    config = json.dumps(
-        {
-            "architecture": 5,
-            "os": "linux",
-            "created": "0001-01-01T00:00:00Z",
-            "config": {"Labels": {"ok": "1", "bad": 2}},
-            "history": "not a list",
-        }
-    ).encode()
+def test_unset_config_fields(registry: FakeRegistry) -> None:
+    """Missing fields and Go's zero time are "unset", not invalid."""
+    config = json.dumps({"os": "linux", "created": "0001-01-01T00:00:00Z", "config": {}}).encode()
     digest, _ = registry.add_image(DOCKER_MANIFEST, config=config)
     details = registry.describe(digest)
     (image,) = details.images
-    assert (image.platform, image.created, image.history) == (None, None, [])
-    assert image.labels == {"ok": "1"}
-    assert "non-string values" in details.skipped[0]
+    assert (image.platform, image.created, image.history, image.labels) == (None, None, [], {})
+    assert details.skipped == []
 
 
-def test_malformed_manifest_pieces(registry: FakeRegistry) -> None:
+@pytest.mark.parametrize(
+    ("manifest", "fragment"),
+    [
+        ({"config": "nope", "layers": []}, "config is not a descriptor"),
+        ({"config": {"digest": "sha256:x", "size": 1}, "layers": []}, "has no valid digest"),
+        ({"layers": [7]}, "layer #0 is not a descriptor"),
+        ({"layers": {"a": 1}}, "layers is not a list"),
+    ],
+)
+def test_malformed_manifest_pieces(
+    registry: FakeRegistry, manifest: dict[str, Any], fragment: str
+) -> None:
+    config = {"mediaType": "application/x-artifact", "size": 2, "digest": "sha256:" + "e" * 64}
     digest, _ = registry.add_manifest(
-        DOCKER_MANIFEST,
-        {
-            "schemaVersion": 2,
-            "config": "nope",
-            "layers": [{"digest": "sha256:" + "c" * 64, "size": "12"}, 7],
-        },
+        DOCKER_MANIFEST, {"schemaVersion": 2, "config": config, **manifest}
     )
-    details = registry.describe(digest)
-    (image,) = details.images
-    assert image.layers == [Layer("sha256:" + "c" * 64, 0, "")]
-    assert len(details.skipped) == 2
+    with pytest.raises(Undescribable, match=fragment):
+        registry.describe(digest)
 
 
 def test_artifact_config_is_not_fetched(registry: FakeRegistry) -> None:
@@ -404,9 +416,8 @@ def test_schema1(registry: FakeRegistry, media_type: str) -> None:
 
 def test_schema1_with_broken_history(registry: FakeRegistry) -> None:
     digest, _ = registry.add_manifest(SCHEMA1_SIGNED_MANIFEST, schema1([{"v1Compatibility": "{"}]))
-    details = registry.describe(digest)
-    assert details.platforms == [Platform("linux", "amd64")]
-    assert "not valid JSON" in details.skipped[1]
+    with pytest.raises(Undescribable, match="v1Compatibility is not valid JSON"):
+        registry.describe(digest)
 
 
 def test_unknown_media_type(registry: FakeRegistry) -> None:
@@ -425,14 +436,14 @@ def test_unknown_media_type_argument_with_known_body(registry: FakeRegistry) -> 
     assert registry.describe(digest, "application/json").media_type == OCI_MANIFEST
 
 
-def test_digest_mismatch_is_noted(registry: FakeRegistry) -> None:
+def test_digest_mismatch_fails(registry: FakeRegistry) -> None:
     _, body = registry.add_image(DOCKER_MANIFEST)
     wrong = "sha256:" + "0" * 64
-    details = describe_manifest(
-        wrong, DOCKER_MANIFEST, body, registry.fetch_manifest, registry.fetch_blob
-    )
-    assert len(details.images) == 1
-    assert details.skipped == [f"manifest: content hashes to {digest_of(body)}, not {wrong}"]
+    with pytest.raises(Undescribable) as raised:
+        describe_manifest(
+            wrong, DOCKER_MANIFEST, body, registry.fetch_manifest, registry.fetch_blob
+        )
+    assert str(raised.value) == f"manifest: content hashes to {digest_of(body)}, not {wrong}"
 
 
 @pytest.mark.parametrize(
@@ -440,14 +451,19 @@ def test_digest_mismatch_is_noted(registry: FakeRegistry) -> None:
     [b"", b"null", b"[]", b"\xff", b"[" * 100_000, b'{"manifests": 3}', b'{"manifests": [1]}'],
 )
 @pytest.mark.parametrize("media_type", [DOCKER_MANIFEST, OCI_INDEX, SCHEMA1_SIGNED_MANIFEST, ""])
-def test_malformed_manifests_never_raise(
+def test_malformed_manifests_fail_or_are_noted(
     registry: FakeRegistry, body: bytes, media_type: str
 ) -> None:
-    details = describe_manifest(
-        digest_of(body), media_type, body, registry.fetch_manifest, registry.fetch_blob
-    )
-    assert details.skipped
-    assert details.size >= 0
+    """Nothing but Undescribable, with a reason; or, for a type not interpreted, a note."""
+    try:
+        details = describe_manifest(
+            digest_of(body), media_type, body, registry.fetch_manifest, registry.fetch_blob
+        )
+    except Undescribable as error:
+        assert str(error)
+    else:
+        assert details.skipped == ["unknown media type (none): not interpreted"]
+        assert details.size == len(body)
 
 
 def test_nested_index_and_unknown_child_types(registry: FakeRegistry) -> None:
@@ -455,16 +471,14 @@ def test_nested_index_and_unknown_child_types(registry: FakeRegistry) -> None:
         OCI_INDEX,
         {
             "manifests": [
-                {"mediaType": OCI_INDEX, "digest": "sha256:" + "3" * 64},
-                {"mediaType": "application/x-other", "digest": "sha256:" + "4" * 64},
-                {"mediaType": OCI_MANIFEST, "digest": "not a digest"},
+                {"mediaType": OCI_INDEX, "digest": "sha256:" + "3" * 64, "size": 9},
+                {"mediaType": "application/x-other", "digest": "sha256:" + "4" * 64, "size": 9},
             ]
         },
     )
     assert registry.describe(index).skipped == [
         f"nested index {'sha256:' + '3' * 64} not followed",
         f"unknown media type application/x-other for child {'sha256:' + '4' * 64}",
-        "index entry #2 is malformed",
     ]
 
 

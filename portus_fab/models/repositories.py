@@ -75,7 +75,14 @@ class Tag(Model):
 
     @property
     def enriched(self) -> bool:
+        """The worker is done with the digest: described, or failed (see `enrich_failed`)."""
         return self.enriched_digest == self.digest
+
+    @property
+    def enrich_failed(self) -> bool:
+        """The digest could not be described; `enrich_error` says why. Set only on failure: the
+        notes on a described digest are in `details`."""
+        return self.enriched and self.enrich_error is not None
 
     @property
     def reference(self) -> str:

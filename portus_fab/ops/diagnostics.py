@@ -13,7 +13,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from portus_fab.catalog.events import PENDING
-from portus_fab.models import RegistryEventRecord, Tag
+from portus_fab.models import RegistryEventRecord, Repository, Tag
 from portus_fab.models.namespaces import utcnow
 from portus_fab.registry.client import RegistryClient
 from portus_fab.registry.errors import RegistryError
@@ -118,6 +118,13 @@ def check_events(session: Session, sweep_interval: int) -> list[Check]:
             Tag.pushed_at < utcnow() - dt.timedelta(seconds=3 * sweep_interval),
         )
     )
+    failed = session.execute(
+        select(Repository.name, Tag.name, Tag.enrich_error, func.count().over())
+        .join(Repository)
+        .where(Tag.enriched_digest == Tag.digest, Tag.enrich_error.is_not(None))
+        .order_by(Tag.enriched_at.desc())
+        .limit(3)
+    ).all()
     return [
         Check(
             "notifications",
@@ -139,6 +146,15 @@ def check_events(session: Session, sweep_interval: int) -> list[Check]:
             "enrichment backlog",
             not stale,
             f"{stale} tags waiting for a worker" if stale else "none",
+        ),
+        # Pushed content, not the wiring: it never turns /health red, but an admin should see it.
+        Check(
+            "enrichment failures",
+            not failed,
+            f"{failed[0][3]} tags could not be described, latest: "
+            + "; ".join(f"{repo}:{tag} ({why})" for repo, tag, why, _ in failed)
+            if failed
+            else "none",
         ),
     ]
 

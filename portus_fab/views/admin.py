@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from flask import current_app
 from flask_appbuilder import ModelView
 from flask_appbuilder.fieldwidgets import BS3TextAreaFieldWidget, Select2Widget
 from flask_appbuilder.models.filters import BaseFilter
@@ -34,6 +35,7 @@ from portus_fab.models import (
     TeamMember,
     Visibility,
 )
+from portus_fab.views.parameters import install_parameter_checks
 from portus_fab.views.principal import current_principal
 
 
@@ -368,3 +370,5 @@ def register_admin_views(appbuilder: Any) -> None:
     appbuilder.add_view(TagView, "Tags", icon="fa-tag", category=category)
     appbuilder.add_view(ActivityView, "Activity", icon="fa-history", category=category)
     appbuilder.add_view(RegistryEventView, "Registry events", icon="fa-bell", category=category)
+    # For FAB's security views and APIs too: they parse their parameters the same way.
+    install_parameter_checks(current_app._get_current_object(), appbuilder)

@@ -32,7 +32,6 @@ from sqlalchemy.orm import Session
 from portus_fab.access.policy import INTERNAL_IDENTITY
 from portus_fab.catalog import repositories
 from portus_fab.models import RegistryEventRecord, Repository, Tag, sqlite
-from portus_fab.models.namespaces import utcnow
 from portus_fab.registry.notifications import ParsedEnvelope, RegistryEvent, RejectedEvent
 
 log = logging.getLogger(__name__)
@@ -74,7 +73,7 @@ def _record(event: RegistryEvent, received_at: dt.datetime) -> dict[str, Any]:
         "occurred_at": _naive_utc(event.timestamp),
         "received_at": received_at,
         "status": PENDING,
-        "reason": None,
+        "reason": event.note,
         "raw": None,
     }
 
@@ -114,7 +113,7 @@ def store(session: Session, envelope: ParsedEnvelope) -> StoreResult:
     """Store the envelope's events not stored yet (pending) and its rejected ones; commits."""
     for item in envelope.rejected:
         log.warning("registry event rejected: %s", item.reason)
-    now = utcnow()
+    now = _naive_utc(envelope.received_at)
     events = [_record(e, now) for e in envelope.events]
     rejected = [_rejected_record(r, now) for r in envelope.rejected]
     with sqlite.writing(session):

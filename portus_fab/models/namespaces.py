@@ -19,6 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portus_fab.models.base import Model
+from portus_fab.registry.limits import REPOSITORY_NAME_MAX
 
 # Repositories without a "/" live here. The name cannot be a registry path component (those start
 # with [a-z0-9]), so no user or team namespace can ever collide with it.
@@ -72,7 +73,8 @@ class Namespace(Model):
     __tablename__ = "portus_namespace"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(255), unique=True, nullable=False)
+    # A repository's first path component names its namespace (adopted ones too).
+    name: Mapped[str] = mapped_column(String(REPOSITORY_NAME_MAX), unique=True, nullable=False)
     description: Mapped[str] = mapped_column(Text, default="", nullable=False)
     visibility: Mapped[Visibility] = mapped_column(
         _enum(Visibility, "visibility"), default=Visibility.PRIVATE, nullable=False

@@ -19,13 +19,20 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portus_fab.models.base import Model
 from portus_fab.models.namespaces import Namespace, utcnow
+from portus_fab.registry.limits import (
+    ACTOR_MAX,
+    DIGEST_MAX,
+    MEDIA_TYPE_MAX,
+    REPOSITORY_NAME_MAX,
+    TAG_MAX,
+)
 
 
 class Repository(Model):
     __tablename__ = "portus_repository"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(255), unique=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(REPOSITORY_NAME_MAX), unique=True, nullable=False)
     namespace_id: Mapped[int] = mapped_column(
         ForeignKey("portus_namespace.id", ondelete="CASCADE"), nullable=False, index=True
     )
@@ -52,16 +59,16 @@ class Tag(Model):
     repository_id: Mapped[int] = mapped_column(
         ForeignKey("portus_repository.id", ondelete="CASCADE"), nullable=False, index=True
     )
-    name: Mapped[str] = mapped_column(String(128), nullable=False)
-    digest: Mapped[str] = mapped_column(String(100), nullable=False, index=True)
-    media_type: Mapped[str | None] = mapped_column(String(128))
-    pushed_by: Mapped[str | None] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(TAG_MAX), nullable=False)
+    digest: Mapped[str] = mapped_column(String(DIGEST_MAX), nullable=False, index=True)
+    media_type: Mapped[str | None] = mapped_column(String(MEDIA_TYPE_MAX))
+    pushed_by: Mapped[str | None] = mapped_column(String(ACTOR_MAX))
     pushed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     pull_count: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     last_pulled_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     # Filled by the enrich worker; `enriched_digest` says which digest the details describe, so
     # a tag that moved is enriched again and a late worker never overwrites newer details.
-    enriched_digest: Mapped[str | None] = mapped_column(String(100))
+    enriched_digest: Mapped[str | None] = mapped_column(String(DIGEST_MAX))
     enriched_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     enrich_error: Mapped[str | None] = mapped_column(Text)
     size: Mapped[int | None] = mapped_column(BigInteger)

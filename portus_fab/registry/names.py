@@ -5,14 +5,15 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from portus_fab.registry.limits import DIGEST_MAX, REPOSITORY_NAME_MAX, TAG_MAX
+
 # One path component of a repository name, as the registry's reference grammar defines it.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _COMPONENT_RE = re.compile(_COMPONENT)
 REPOSITORY_NAME_RE = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
-REPOSITORY_NAME_MAX = 255
 
 # re.ASCII: the registry's \w is [A-Za-z0-9_], Python's would admit any Unicode letter.
-TAG_RE = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
+TAG_RE = re.compile(rf"[\w][\w.-]{{0,{TAG_MAX - 1}}}", re.ASCII)
 
 # algorithm ":" hex, as go-digest accepts it; known algorithms also get their exact length checked.
 DIGEST_RE = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-f0-9]{32,}")
@@ -43,8 +44,10 @@ def validate_tag(tag: object) -> str | None:
     """Return why `tag` is not a valid tag, or None if it is."""
     if not isinstance(tag, str):
         return f"tag must be a string, not {type(tag).__name__}"
+    if len(tag) > TAG_MAX:
+        return f"tag is {len(tag)} characters long, at most {TAG_MAX}"
     if not TAG_RE.fullmatch(tag):
-        return f"tag {tag[:200]!r} is invalid: [A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}"
+        return f"tag {tag!r} is invalid: [A-Za-z0-9_][A-Za-z0-9_.-]{{0,{TAG_MAX - 1}}}"
     return None
 
 
@@ -52,6 +55,8 @@ def validate_digest(digest: object) -> str | None:
     """Return why `digest` is not a valid `algorithm:hex` digest, or None if it is."""
     if not isinstance(digest, str):
         return f"digest must be a string, not {type(digest).__name__}"
+    if len(digest) > DIGEST_MAX:
+        return f"digest is {len(digest)} characters long, at most {DIGEST_MAX}"
     if not DIGEST_RE.fullmatch(digest):
         return f"digest {digest[:200]!r} is not of the form algorithm:lowercase-hex"
     algorithm, _, hex_part = digest.partition(":")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from portus_fab.registry.limits import ACTION_MAX, ACTOR_MAX, EVENT_ID_MAX, MEDIA_TYPE_MAX
 from portus_fab.registry.manifests import MANIFEST_MEDIA_TYPES, parse_rfc3339
 from portus_fab.registry.names import validate_digest, validate_repository_name, validate_tag
 
@@ -19,21 +20,27 @@ ENVELOPE_MEDIA_TYPES = frozenset(
     }
 )
 RAW_LIMIT = 4096
-_ID_LIMIT = 255
+# Free text nobody stores (the request's user agent and address).
 _TEXT_LIMIT = 512
+# An event's time is trusted from EARLIEST_EVENT_TIME to MAX_CLOCK_SKEW after its arrival;
+# outside, the arrival time stands in. Later than the arrival, a registry's clock is ahead,
+# and a time in the future would stay the last push or pull of its repository until then.
+# Earlier, its clock was never set (1970): no registry sent notifications before 2015.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+EARLIEST_EVENT_TIME = datetime(2015, 1, 1, tzinfo=UTC)
 # Control characters and lone surrogates would break a database column or a log line.
 _UNPRINTABLE_RE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 Action = Literal["push", "pull", "delete"]
 _ACTIONS: frozenset[str] = frozenset({"push", "pull", "delete"})
-_ACTION_RE = re.compile(r"[a-z]{1,32}")
+_ACTION_RE = re.compile(rf"[a-z]{{1,{ACTION_MAX}}}")
 
 
 @dataclass(frozen=True, slots=True)
 class RegistryEvent:
     event_id: str
     action: Action
-    timestamp: datetime  # aware UTC; the time of parsing if the registry's is missing
+    timestamp: datetime  # aware UTC; the arrival time if the registry's is missing or untrusted
     repository: str
     digest: str | None
     tag: str | None
@@ -42,6 +49,7 @@ class RegistryEvent:
     actor: str | None  # None for anonymous requests
     user_agent: str | None
     source_addr: str | None  # the client's address (request.addr), not the registry's
+    note: str | None = None  # why a value sent was replaced (stored as the event's reason)
 
     @property
     def is_manifest(self) -> bool:
@@ -61,6 +69,7 @@ class ParsedEnvelope:
     events: list[RegistryEvent] = field(default_factory=list)
     rejected: list[RejectedEvent] = field(default_factory=list)
     ignored: int = 0  # blob events and actions not acted upon (mount, unknown ones)
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))  # aware UTC
 
 
 class _Invalid(Exception):
@@ -72,28 +81,32 @@ def parse_envelope(
     content_type: str | None,
     max_events: int = 1000,
     max_bytes: int | None = None,
+    received_at: datetime | None = None,
 ) -> ParsedEnvelope:
     """Split an envelope into events to act upon, rejected ones and a count of ignored ones.
 
     The content type does not gate parsing (registries differ in what they send); it only
     explains a body that is not an envelope. A body over `max_bytes` (a caller bounding what it
-    reads reads one byte more) is rejected unparsed, saying so.
+    reads reads one byte more) is rejected unparsed, saying so. `received_at` (aware; now if
+    not given) bounds the events' timestamps.
     """
+    received_at = received_at or datetime.now(UTC)
     if max_bytes is not None and len(body) > max_bytes:
-        return _whole(f"envelope larger than {max_bytes} bytes: not parsed", body)
+        return _whole(f"envelope larger than {max_bytes} bytes: not parsed", body, received_at)
     media_type = (content_type or "").split(";")[0].strip().lower()
     hint = "" if media_type in ENVELOPE_MEDIA_TYPES or not media_type else f" ({media_type})"
     try:
         document = json.loads(bytes(body).decode("utf-8"))
     except UnicodeDecodeError as exc:
-        return _whole(f"body is not UTF-8{hint}: {exc}", body)
+        return _whole(f"body is not UTF-8{hint}: {exc}", body, received_at)
     except (ValueError, RecursionError) as exc:
-        return _whole(f"body is not JSON{hint}: {_short(exc)}", body)
+        return _whole(f"body is not JSON{hint}: {_short(exc)}", body, received_at)
     if not isinstance(document, dict):
-        return _whole(f"body is a JSON {_type_name(document)}, not an object{hint}", body)
+        reason = f"body is a JSON {_type_name(document)}, not an object{hint}"
+        return _whole(reason, body, received_at)
     raw_events = document.get("events")
     if not isinstance(raw_events, list):
-        return _whole(f"'events' is {_type_name(raw_events)}, not a list", body)
+        return _whole(f"'events' is {_type_name(raw_events)}, not a list", body, received_at)
 
     events: list[RegistryEvent] = []
     rejected: list[RejectedEvent] = []
@@ -106,7 +119,7 @@ def parse_envelope(
                 continue
             seen.add(event_id)
         try:
-            event = _parse_event(raw)
+            event = _parse_event(raw, received_at)
         except _Invalid as exc:
             rejected.append(RejectedEvent(event_id, str(exc), _raw(raw)))
             continue
@@ -123,10 +136,10 @@ def parse_envelope(
                 _raw(raw_events[max_events]),
             )
         )
-    return ParsedEnvelope(events, rejected, ignored)
+    return ParsedEnvelope(events, rejected, ignored, received_at)
 
 
-def _parse_event(raw: object) -> RegistryEvent | None:
+def _parse_event(raw: object, received_at: datetime) -> RegistryEvent | None:
     """The event to act upon, None for one to ignore; raises _Invalid with the reason."""
     if not isinstance(raw, dict):
         raise _Invalid(f"event is a JSON {_type_name(raw)}, not an object")
@@ -135,8 +148,10 @@ def _parse_event(raw: object) -> RegistryEvent | None:
         raise _Invalid("event has no id")
     if not isinstance(event_id, str):
         raise _Invalid(f"event id is a JSON {_type_name(event_id)}, not a string")
+    if len(event_id) > EVENT_ID_MAX:
+        raise _Invalid(f"event id is longer than {EVENT_ID_MAX} characters")
     if _usable_id(event_id) is None:
-        raise _Invalid(f"event id is empty, longer than {_ID_LIMIT} or has unprintable characters")
+        raise _Invalid("event id is empty or has unprintable characters")
     action = raw.get("action")
     if not isinstance(action, str) or not _ACTION_RE.fullmatch(action):
         raise _Invalid("event has no action" if action is None else "event action is invalid")
@@ -156,14 +171,23 @@ def _parse_event(raw: object) -> RegistryEvent | None:
     if tag is not None and (error := validate_tag(tag)):
         raise _Invalid(f"target.tag: {error}")
     media_type = _optional(target, "target.mediaType", str) or None
+    # The known types (almost every event's) fit: only others are looked at.
+    if (
+        media_type is not None
+        and media_type not in MANIFEST_MEDIA_TYPES
+        and (error := _unstorable(media_type, MEDIA_TYPE_MAX))
+    ):
+        raise _Invalid(f"target.mediaType {error}")
     size = _optional(target, "target.size", int)
     if size is not None and size < 0:
         raise _Invalid("target.size is negative")
-    actor = _text(_optional(_object(raw, "actor"), "actor.name", str))
+    actor = _optional(_object(raw, "actor"), "actor.name", str) or None
+    if actor is not None and len(actor) > ACTOR_MAX:
+        raise _Invalid(f"actor.name is {len(actor)} characters long, at most {ACTOR_MAX}")
     request = _object(raw, "request")
     user_agent = _text(_optional(request, "request.useragent", str))
     source_addr = _text(_optional(request, "request.addr", str))
-    timestamp = parse_rfc3339(raw.get("timestamp")) or datetime.now(UTC)
+    timestamp, note = _bounded(parse_rfc3339(raw.get("timestamp")), received_at)
 
     if action == "delete":
         if digest is None and tag is None:
@@ -183,16 +207,41 @@ def _parse_event(raw: object) -> RegistryEvent | None:
         tag=tag,
         media_type=media_type,
         size=size,
-        actor=actor,
+        actor=_text(actor),
         user_agent=user_agent,
         source_addr=source_addr,
+        note=note,
     )
+
+
+def _bounded(timestamp: datetime | None, received_at: datetime) -> tuple[datetime, str | None]:
+    """The event's time, and why it is not the registry's if it is not (see MAX_CLOCK_SKEW)."""
+    if timestamp is None:
+        return received_at, None
+    if timestamp > received_at + MAX_CLOCK_SKEW:
+        why = f"more than {MAX_CLOCK_SKEW.total_seconds() / 60:.0f} minutes after its arrival"
+    elif timestamp < EARLIEST_EVENT_TIME:
+        why = f"before {EARLIEST_EVENT_TIME:%Y-%m-%d}"
+    else:
+        return timestamp, None
+    return received_at, f"timestamp {timestamp.isoformat()} is {why}: the arrival time is used"
 
 
 def _usable_id(value: object) -> str | None:
     """The id if it is fit to store and deduplicate on."""
-    if isinstance(value, str) and 0 < len(value) <= _ID_LIMIT and not _UNPRINTABLE_RE.search(value):
+    if isinstance(value, str) and not _unstorable(value, EVENT_ID_MAX):
         return value
+    return None
+
+
+def _unstorable(value: str, limit: int) -> str | None:
+    """Why `value` cannot go into its column as it is, or None."""
+    if not value:
+        return "is empty"
+    if len(value) > limit:
+        return f"is {len(value)} characters long, at most {limit}"
+    if _UNPRINTABLE_RE.search(value):
+        return "has unprintable characters"
     return None
 
 
@@ -252,7 +301,8 @@ def _raw(value: object) -> str:
     return text[:RAW_LIMIT]
 
 
-def _whole(reason: str, body: bytes) -> ParsedEnvelope:
-    """The whole envelope is unusable: one rejection, raw body kept as far as it decodes."""
-    raw = bytes(body[:RAW_LIMIT]).decode("utf-8", "replace")
-    return ParsedEnvelope(rejected=[RejectedEvent(None, reason, raw)])
+def _whole(reason: str, body: bytes, received_at: datetime) -> ParsedEnvelope:
+    """The whole envelope is unusable: one rejection, raw body kept as far as it decodes (NUL,
+    which PostgreSQL cannot store in text, replaced as undecodable bytes are)."""
+    raw = bytes(body[:RAW_LIMIT]).decode("utf-8", "replace").replace("\x00", "\ufffd")
+    return ParsedEnvelope(rejected=[RejectedEvent(None, reason, raw)], received_at=received_at)

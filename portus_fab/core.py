@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from portus_fab.access.policy import INTERNAL_IDENTITY, Policy
 from portus_fab.auth.access import DecisionCache
+from portus_fab.auth.authenticate import AuthContext
 from portus_fab.auth.credentials import CredentialCache
 from portus_fab.auth.keys import SigningKey, load_or_generate
 from portus_fab.auth.scopes import parse_scopes
@@ -27,7 +28,7 @@ EXTENSION = "portus_fab"
 class Portus:
     settings: Settings
     signing_key: SigningKey
-    credentials: CredentialCache
+    authentication: AuthContext
     decisions: DecisionCache
     event_applier: EventApplier
 
@@ -42,7 +43,10 @@ class Portus:
             settings.token_algorithm,
         )
         cache = CredentialCache(app.config["SECRET_KEY"].encode(), settings.credential_cache_ttl)
-        return cls(settings, key, cache, DecisionCache(), EventApplier(app, publish_enrich))
+        authentication = AuthContext.from_app(app, cache)
+        return cls(
+            settings, key, authentication, DecisionCache(), EventApplier(app, publish_enrich)
+        )
 
     @property
     def session(self) -> Session:
@@ -54,7 +58,7 @@ class Portus:
 
     @property
     def admin_role(self) -> str:
-        return current_app.config.get("AUTH_ROLE_ADMIN", "Admin")
+        return self.authentication.admin_role
 
     def registry_client(self) -> RegistryClient:
         """The client portus_fab's own work uses, with tokens issued to its internal identity."""

@@ -21,7 +21,7 @@ from portus_fab.models import (
     Visibility,
 )
 from portus_fab.models.epoch import EPOCH_ROW
-from portus_fab.registry.names import NAMESPACE_MAX, slugify_namespace
+from portus_fab.registry.names import NAMESPACE_MAX, is_registry_host, slugify_namespace
 
 # A registry path component without dots: docker reads a first component with a dot as a
 # registry host ("my.team/app" would be pulled from the host "my.team").
@@ -43,6 +43,8 @@ def validate_namespace_name(name: str) -> str | None:
             f"invalid namespace name {name!r}: lowercase letters and digits, separated by "
             "'_', '__' or dashes (no dots: docker would read them as a registry host)"
         )
+    if is_registry_host(name):
+        return f"{name!r} cannot name a namespace: docker would read it as a registry host"
     return None
 
 
@@ -232,6 +234,8 @@ def existing_grant(
 def personal_namespace_name(connection: Connection, username: str) -> str:
     """The username made valid for the registry; on a clash the first free `-2`, `-3`, ...
 
+    A name docker would read as a registry host (`localhost`) counts as taken, so the user
+    `localhost` gets `localhost-2`: the token service would strip `localhost/` from the scope.
     Deterministic: the same username against the same existing names always gives the same name.
     """
     base = slugify_namespace(username.replace(".", "-"))[: NAMESPACE_MAX - 8].rstrip("_-")
@@ -242,7 +246,7 @@ def personal_namespace_name(connection: Connection, username: str) -> str:
             )
         )
     )
-    if base not in taken:
+    if base not in taken and not is_registry_host(base):
         return base
     suffix = 2
     while f"{base}-{suffix}" in taken:

@@ -38,27 +38,53 @@ class Action(enum.StrEnum):
 ALL_ACTIONS = frozenset(Action)
 
 
+class PrincipalKind(enum.StrEnum):
+    """What proved who is asking. Each kind of credential (portus_fab.auth.authenticate) makes
+    principals of one kind."""
+
+    USER = "user"  # a person, by their password
+    ROBOT = "robot"
+    ACCESS_TOKEN = "access token"
+    ANONYMOUS = "anonymous"
+    INTERNAL = "internal"  # portus_fab's own registry calls
+
+
+@dataclass(frozen=True, slots=True)
+class Ceiling:
+    """The most a credential may do, whatever its owner may: a read-only token only pulls, a
+    token for one namespace acts nowhere else. `decide` applies it; no caller filters."""
+
+    actions: frozenset[Action] = ALL_ACTIONS
+    namespaces: frozenset[str] | None = None  # None: every namespace
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is asking. `user_id` None and `username` None means anonymous."""
+    """Who is asking. Anonymous has no user and no name; `ceiling` None means no limit beyond
+    the rights of the user behind it."""
 
+    kind: PrincipalKind
     user_id: int | None = None
     username: str | None = None
     is_admin: bool = False
     active: bool = True
+    ceiling: Ceiling | None = None
 
     @property
     def is_anonymous(self) -> bool:
-        return self.username is None
+        return self.kind == PrincipalKind.ANONYMOUS
 
     def __str__(self) -> str:
         if self.is_anonymous:
             return "anonymous"
-        return f"{self.username} (admin)" if self.is_admin else self.username or "?"
+        name = self.username or "?"
+        if self.kind not in (PrincipalKind.USER, PrincipalKind.INTERNAL):
+            name = f"{name} ({self.kind})"
+        return f"{name} (admin)" if self.is_admin else name
 
 
-ANONYMOUS = Principal()
-INTERNAL = Principal(username=INTERNAL_IDENTITY, is_admin=True)
+ANONYMOUS = Principal(PrincipalKind.ANONYMOUS)
+INTERNAL = Principal(PrincipalKind.INTERNAL, username=INTERNAL_IDENTITY, is_admin=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +155,33 @@ class Explanation:
         return lines
 
 
-def may_list_catalog(principal: Principal) -> bool:
-    """`registry:catalog:*` (the registry's list of every repository) is for admins only."""
-    return principal.is_admin and principal.active
+def catalog_refusal(principal: Principal) -> str | None:
+    """Why the principal may not list the registry's catalog (every repository), or None.
+    Admins only, with a credential that may pull in every namespace."""
+    if not (principal.is_admin and principal.active):
+        return "only admins list the catalog"
+    ceiling = principal.ceiling
+    if ceiling is not None and (
+        Action.PULL not in ceiling.actions or ceiling.namespaces is not None
+    ):
+        return f"this {principal.kind} may not pull in every namespace"
+    return None
+
+
+def ceiling_refusal(principal: Principal, action: Action, namespace_name: str) -> str | None:
+    """Why the principal's ceiling keeps it from `action` in the namespace, or None."""
+    ceiling = principal.ceiling
+    if ceiling is None:
+        return None
+    if action not in ceiling.actions:
+        allowed = ", ".join(a for a in Action if a in ceiling.actions)
+        if not allowed:
+            return f"this {principal.kind} may do nothing"
+        return f"this {principal.kind} may only {allowed}"
+    if ceiling.namespaces is not None and namespace_name not in ceiling.namespaces:
+        limit = ", ".join(sorted(ceiling.namespaces)) or "no namespace"
+        return f"this {principal.kind} is limited to {limit}"
+    return None
 
 
 def may_see_diagnostics(principal: Principal) -> bool:
@@ -158,12 +208,17 @@ def decide(
     delete_by_contributors: bool,
     namespace_name: str | None = None,
 ) -> Explanation:
-    """The rights table. Pure: every fact it needs is an argument."""
+    """The rights table. Pure: every fact it needs is an argument. The principal's ceiling
+    only ever takes rights away: it is checked before any rule that could grant."""
     role = effective_role(sources)
+    judged = namespace.name if namespace else (namespace_name or "?")
 
     def rule(action: Action) -> Decision:
         if not principal.active:
             return Decision(action, False, "the account is disabled")
+        capped = ceiling_refusal(principal, action, judged)
+        if capped:
+            return Decision(action, False, capped)
         if namespace is None:
             if principal.is_admin and action != Action.PUSH:
                 return Decision(action, True, "admin")
@@ -204,7 +259,7 @@ def decide(
         principal=principal,
         repository=repository,
         namespace=namespace,
-        namespace_name=namespace.name if namespace else (namespace_name or "?"),
+        namespace_name=judged,
         role=role,
         sources=sources,
         decisions=tuple(decisions),
@@ -283,18 +338,24 @@ class Policy:
     def visible_namespaces(principal: Principal) -> ColumnElement[bool]:
         """SQL condition on Namespace: the namespaces whose repositories the principal may pull.
 
-        Mirrors `decide` for Action.PULL: admin -> all; any role -> yes; otherwise by visibility.
+        Mirrors `decide` for Action.PULL: the ceiling first; then admin -> all; any role -> yes;
+        otherwise by visibility.
         """
-        if not principal.active:
+        ceiling = principal.ceiling
+        if not principal.active or (ceiling is not None and Action.PULL not in ceiling.actions):
             return false()
         if principal.is_admin:
-            return true()
-        visible = [Namespace.visibility == Visibility.PUBLIC]
-        if not principal.is_anonymous:
-            visible.append(Namespace.visibility == Visibility.PROTECTED)
-        if principal.user_id is not None:
-            visible.append(Namespace.id.in_(granted_namespace_ids(principal.user_id)))
-        return or_(*visible)
+            visible = true()
+        else:
+            paths = [Namespace.visibility == Visibility.PUBLIC]
+            if not principal.is_anonymous:
+                paths.append(Namespace.visibility == Visibility.PROTECTED)
+            if principal.user_id is not None:
+                paths.append(Namespace.id.in_(granted_namespace_ids(principal.user_id)))
+            visible = or_(*paths)
+        if ceiling is not None and ceiling.namespaces is not None:
+            return and_(Namespace.name.in_(sorted(ceiling.namespaces)), visible)
+        return visible
 
 
 def granted_namespace_ids(user_id: int) -> Select[tuple[int]]:

@@ -12,7 +12,7 @@ from portus_fab.access.policy import (
     Explanation,
     Policy,
     Principal,
-    may_list_catalog,
+    catalog_refusal,
 )
 from portus_fab.auth.scopes import Scope
 
@@ -81,10 +81,11 @@ def resolve_access(
     explanations: dict[str, Explanation] = {}
     for scope in scopes:
         if scope.type == "registry":
-            if may_list_catalog(principal):
+            refusal = catalog_refusal(principal)
+            if refusal is None:
                 result.entries.append({"type": "registry", "name": "catalog", "actions": ["*"]})
             else:
-                result.denials.append("registry:catalog:* denied: only admins list the catalog")
+                result.denials.append(f"registry:catalog:* denied: {refusal}")
             continue
         if scope.repository not in explanations:
             explanations[scope.repository] = explain(principal, scope.repository)

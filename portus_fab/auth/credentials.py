@@ -1,4 +1,4 @@
-"""Password checks for the token endpoint, with a short-lived cache of successful verifications.
+"""Checking credentials: users and their passwords, and a short-lived cache of successes.
 
 A returning client asks for a token on every pull and push; running the password hash (scrypt,
 tens of milliseconds) and loading the user with its roles each time would make it the bottleneck.
@@ -6,6 +6,7 @@ A success is remembered under an HMAC of the credentials, with the principal it 
 policy epoch it was read at. Any change to users, roles, groups or policy data bumps the epoch
 (access/hooks.py), so a changed password, status or role is seen at the very next request, in
 every process. Failures are never remembered. Unlike FAB's `auth_user_db`, nothing is written.
+The one way in that uses all this is portus_fab.auth.authenticate.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 from werkzeug.security import check_password_hash
 
-from portus_fab.access.policy import Principal
+from portus_fab.access.policy import Principal, PrincipalKind
 
 MAX_ENTRIES = 10_000
 
@@ -42,7 +43,8 @@ class CredentialCache:
         self._lock = threading.Lock()
 
     def key(self, username: str, password: str) -> bytes:
-        message = username.encode() + b"\0" + password.encode()
+        # Unambiguous: a Basic username cannot contain ':' (the first colon ends it).
+        message = username.encode() + b":" + password.encode()
         return hmac.new(self._secret, message, hashlib.sha256).digest()
 
     def lookup(self, key: bytes, epoch: int) -> Principal | None:
@@ -102,6 +104,7 @@ def role_names(user: User) -> set[str]:
 
 def principal_for(user: User, admin_role: str) -> Principal:
     return Principal(
+        PrincipalKind.USER,
         user_id=user.id,
         username=user.username,
         is_admin=admin_role in role_names(user),
@@ -109,27 +112,18 @@ def principal_for(user: User, admin_role: str) -> Principal:
     )
 
 
-def authenticate(
+def check_password(
     session: Session,
-    cache: CredentialCache,
     username: str,
     password: str,
     *,
-    epoch: int,
     admin_role: str,
     fake_hash: str,
-    case_insensitive: bool = True,
+    case_insensitive: bool,
 ) -> Principal | None:
-    """The principal these credentials prove (an active user), or None.
-
-    `epoch` must be read before this call: a change committed meanwhile then misses next time.
-    """
+    """The user these credentials prove (active, with that password), or None."""
     if not username or is_null_password(password):
         return None
-    key = cache.key(username, password)
-    cached = cache.lookup(key, epoch)
-    if cached is not None:
-        return cached
     user = load_user(session, username, case_insensitive=case_insensitive)
     if user is None or not user.active or not user.password:
         # Spend the same time as a real check so response times do not reveal which users exist.
@@ -137,6 +131,4 @@ def authenticate(
         return None
     if not check_password_hash(user.password, password):
         return None
-    principal = principal_for(user, admin_role)
-    cache.remember(key, principal, epoch)
-    return principal
+    return principal_for(user, admin_role)

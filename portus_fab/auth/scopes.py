@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from portus_fab.registry.names import validate_repository_name
+from portus_fab.registry.names import split_registry_host, validate_repository_name
 
 _TYPE_RE = re.compile(r"(?P<type>[a-z0-9]+)(?:\((?P<cls>[a-z0-9]+)\))?")
 REPOSITORY_ACTIONS = ("pull", "push", "delete", "*")
@@ -40,14 +40,11 @@ _HOST_RE = re.compile(
 
 
 def _strip_host(text: str, name: str) -> str:
-    """Drop a leading registry host as docker reads it: a first component with '.' or ':', or
-    'localhost'. So namespaces never contain dots (see management.validate_namespace_name)."""
-    head, sep, rest = name.partition("/")
-    if sep and ("." in head or ":" in head or head == "localhost"):
-        if not _HOST_RE.fullmatch(head):
-            raise ScopeError(f"scope {text!r}: {head!r} is not a valid registry host")
-        return rest
-    return name
+    """Drop a leading registry host, as docker reads one (registry.names.is_registry_host)."""
+    host, path = split_registry_host(name)
+    if host is not None and not _HOST_RE.fullmatch(host):
+        raise ScopeError(f"scope {text!r}: {host!r} is not a valid registry host")
+    return path
 
 
 def parse_scope(text: str) -> Scope:

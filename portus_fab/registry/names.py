@@ -66,6 +66,30 @@ def validate_digest(digest: object) -> str | None:
     return None
 
 
+def is_registry_host(component: str) -> bool:
+    """Whether docker reads `component`, the first of a reference's path components, as a
+    registry host rather than a namespace: it holds '.' or ':', is 'localhost', or is not all
+    lowercase (distribution/reference, `splitDockerDomain`). The token service strips such a
+    component from scopes, so no namespace may ever be named like one."""
+    return (
+        "." in component
+        or ":" in component
+        or component == "localhost"
+        or component.lower() != component
+    )
+
+
+def split_registry_host(name: str) -> tuple[str | None, str]:
+    """(host, path) of a reference name as docker splits it; host None when the name has none.
+
+    Only a first component followed by '/' can be a host: a lone `localhost` is a repository.
+    """
+    head, sep, rest = name.partition("/")
+    if sep and is_registry_host(head):
+        return head, rest
+    return None, name
+
+
 def namespace_of(repository: str) -> str | None:
     """First path segment of `repository`; None for a global repository without '/'."""
     head, sep, _ = repository.partition("/")

@@ -6,7 +6,7 @@ of the test's app and rolls it back at the end, so examples never see each other
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from flask import Flask
 from flask_appbuilder.security.sqla.models import User
@@ -15,7 +15,14 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from portus_fab.access import management
-from portus_fab.access.policy import ANONYMOUS, Action, Policy, Principal
+from portus_fab.access.policy import (
+    ANONYMOUS,
+    Action,
+    Ceiling,
+    Policy,
+    Principal,
+    PrincipalKind,
+)
 from portus_fab.auth.credentials import principal_for
 from portus_fab.core import portus
 from portus_fab.models import GLOBAL_NAMESPACE, Namespace, Role, Visibility
@@ -23,6 +30,13 @@ from tests.conftest import USER_ROLE
 
 ROLES = st.sampled_from(list(Role))
 VISIBILITIES = st.sampled_from(list(Visibility))
+# Ceilings a credential may carry: some actions, maybe only some namespaces (existing or not).
+CEILINGS = st.builds(
+    Ceiling,
+    actions=st.frozensets(st.sampled_from(list(Action))),
+    namespaces=st.none()
+    | st.frozensets(st.sampled_from(["ns0", "ns1", "ns2", GLOBAL_NAMESPACE, "u0", "nowhere"])),
+)
 
 
 @dataclass(frozen=True)
@@ -124,15 +138,21 @@ def check_agreement(app: Flask, principals: list[Principal]) -> None:
     database=None,  # write nothing into the working tree
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(world=worlds())
-def test_may_pull_agrees_with_may_see(app: Flask, world: World) -> None:
+@given(world=worlds(), ceilings=st.lists(CEILINGS, max_size=3))
+def test_may_pull_agrees_with_may_see(app: Flask, world: World, ceilings: list[Ceiling]) -> None:
     session = app.appbuilder.session
     try:
         users = build(app, world)
         admin_role = portus().admin_role
         principals = [ANONYMOUS, *(principal_for(user, admin_role) for user in users)]
         assert [p.is_admin for p in principals[1:]] == [admin for admin, _ in world.users]
-        check_agreement(app, principals)
+        # The same users through credentials with a ceiling (an access token, say).
+        capped = [
+            replace(principal, kind=PrincipalKind.ACCESS_TOKEN, ceiling=ceiling)
+            for principal in principals[1:]
+            for ceiling in ceilings
+        ]
+        check_agreement(app, [*principals, *capped])
     finally:
         session.rollback()
 
@@ -173,4 +193,15 @@ def test_agreement_on_a_hand_built_world(app: Flask) -> None:
     assert visible(principals["u2"]) == all_names
     assert visible(principals["u3"]) == set()  # disabled, despite owning ns0
     assert visible(principals["u4"]) == {"ns1", "ns2", GLOBAL_NAMESPACE, "u4", "u0"}
+
+    def token(principal: Principal, ceiling: Ceiling) -> Principal:
+        return replace(principal, kind=PrincipalKind.ACCESS_TOKEN, ceiling=ceiling)
+
+    admin_for_ns0 = token(principals["u2"], Ceiling(namespaces=frozenset({"ns0", "nowhere"})))
+    push_only = token(principals["u0"], Ceiling(actions=frozenset({Action.PUSH})))
+    u0_read_only = token(principals["u0"], Ceiling(actions=frozenset({Action.PULL})))
+    assert visible(admin_for_ns0) == {"ns0"}
+    assert visible(push_only) == set()
+    assert visible(u0_read_only) == visible(principals["u0"])
+    check_agreement(app, [admin_for_ns0, push_only, u0_read_only])
     session.rollback()

@@ -171,7 +171,7 @@ def test_account_mismatch_is_401(client: FlaskClient, world: dict[str, User]) ->
     ("scope", "fragment"),
     [
         ("repository:alice/app", "expected type:name:actions"),
-        ("repository:Alice/app:pull", "'Alice'"),
+        ("repository:alice/App:pull", "'App'"),
         ("repository:alice/app:read", "unknown action 'read'"),
         ("image:alice/app:pull", "unknown resource type 'image'"),
         ("registry:catalog:pull", "registry:catalog:*"),
@@ -356,7 +356,7 @@ def test_denials_are_logged_with_reason_without_secret(
         get_token(client, "repository:alice/app:pull", auth=("alice", "wrong-pw"))
     text = caplog.text
     assert "push on t-private/app denied: role viewer may not push" in text
-    assert "bad credentials for 'alice'" in text
+    assert "token refused for 'alice': invalid username or password" in text
     assert "secret" not in text
     assert "wrong-pw" not in text
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pytest
 
@@ -10,10 +11,13 @@ from portus_fab.access.policy import (
     ALL_ACTIONS,
     ANONYMOUS,
     Action,
+    Ceiling,
     Decision,
     NamespaceFacts,
     Principal,
+    PrincipalKind,
     RoleSource,
+    catalog_refusal,
     decide,
     effective_role,
     namespace_name_of,
@@ -25,10 +29,11 @@ PULL, PUSH, DELETE = Action.PULL, Action.PUSH, Action.DELETE
 NONE: frozenset[Action] = frozenset()
 ALL = frozenset({PULL, PUSH, DELETE})
 
-ADMIN = Principal(user_id=1, username="root", is_admin=True)
-USER = Principal(user_id=2, username="alice")
-DISABLED = Principal(user_id=3, username="gone", active=False)
-DISABLED_ADMIN = Principal(user_id=4, username="oldroot", is_admin=True, active=False)
+USER_KIND = PrincipalKind.USER
+ADMIN = Principal(USER_KIND, user_id=1, username="root", is_admin=True)
+USER = Principal(USER_KIND, user_id=2, username="alice")
+DISABLED = Principal(USER_KIND, user_id=3, username="gone", active=False)
+DISABLED_ADMIN = Principal(USER_KIND, user_id=4, username="oldroot", is_admin=True, active=False)
 
 VISIBILITIES = list(Visibility)
 
@@ -302,3 +307,182 @@ def test_explanation_lines_name_role_and_sources() -> None:
     assert any("team devs" in line and "member as contributor" in line for line in lines)
     assert any(line.startswith("push: allowed") for line in lines)
     assert any(line.startswith("delete: denied") for line in lines)
+
+
+# --- ceilings: what a credential may do, whatever its owner may -----------------------------------
+
+TOKEN_KIND = PrincipalKind.ACCESS_TOKEN
+
+
+def capped(
+    principal: Principal,
+    actions: frozenset[Action] = ALL,
+    namespaces: frozenset[str] | None = None,
+) -> Principal:
+    return replace(principal, kind=TOKEN_KIND, ceiling=Ceiling(actions, namespaces))
+
+
+READ_ONLY = frozenset({PULL})
+
+# (who, principal, sources, delete_by_contributors, {visibility: allowed}, denial fragment)
+CEILING_TABLE = [
+    (
+        "owner, read-only",
+        capped(USER, READ_ONLY),
+        direct(Role.OWNER),
+        False,
+        dict.fromkeys(VISIBILITIES, READ_ONLY),
+        "may only pull",
+    ),
+    (
+        "admin, read-only",
+        capped(ADMIN, READ_ONLY),
+        (),
+        False,
+        dict.fromkeys(VISIBILITIES, READ_ONLY),
+        "may only pull",
+    ),
+    (
+        "admin, pull and push",
+        capped(ADMIN, frozenset({PULL, PUSH})),
+        (),
+        False,
+        dict.fromkeys(VISIBILITIES, frozenset({PULL, PUSH})),
+        "may only pull, push",
+    ),
+    (
+        "contributor, delete by contributors on, no delete",
+        capped(USER, frozenset({PULL, PUSH})),
+        direct(Role.CONTRIBUTOR),
+        True,
+        dict.fromkeys(VISIBILITIES, frozenset({PULL, PUSH})),
+        "may only pull, push",
+    ),
+    (
+        "owner, nothing",
+        capped(USER, NONE),
+        direct(Role.OWNER),
+        False,
+        dict.fromkeys(VISIBILITIES, NONE),
+        "may do nothing",
+    ),
+    (
+        "owner, limited to this namespace",
+        capped(USER, namespaces=frozenset({"team"})),
+        direct(Role.OWNER),
+        False,
+        dict.fromkeys(VISIBILITIES, ALL),
+        "",
+    ),
+    (
+        "owner, limited to another namespace",
+        capped(USER, namespaces=frozenset({"other"})),
+        direct(Role.OWNER),
+        False,
+        dict.fromkeys(VISIBILITIES, NONE),
+        "limited to other",
+    ),
+    (
+        "admin, limited to no namespace",
+        capped(ADMIN, namespaces=frozenset()),
+        (),
+        False,
+        dict.fromkeys(VISIBILITIES, NONE),
+        "limited to no namespace",
+    ),
+    # A ceiling never adds a right.
+    (
+        "viewer, every action",
+        capped(USER),
+        direct(Role.VIEWER),
+        False,
+        dict.fromkeys(VISIBILITIES, READ_ONLY),
+        "role viewer may not",
+    ),
+    (
+        "no role, read-only",
+        capped(USER, READ_ONLY),
+        (),
+        False,
+        {Visibility.PUBLIC: READ_ONLY, Visibility.PROTECTED: READ_ONLY, Visibility.PRIVATE: NONE},
+        "",
+    ),
+    (
+        "disabled owner, read-only",
+        capped(DISABLED, READ_ONLY),
+        direct(Role.OWNER),
+        False,
+        dict.fromkeys(VISIBILITIES, NONE),
+        "disabled",
+    ),
+]
+
+CEILING_CASES = [
+    pytest.param(principal, sources, dbc, visibility, expected, fragment, id=f"{who}-{visibility}")
+    for who, principal, sources, dbc, by_visibility, fragment in CEILING_TABLE
+    for visibility, expected in by_visibility.items()
+]
+
+
+@pytest.mark.parametrize(
+    ("principal", "sources", "dbc", "visibility", "expected", "fragment"), CEILING_CASES
+)
+def test_ceiling_table(
+    principal: Principal,
+    sources: tuple[RoleSource, ...],
+    dbc: bool,
+    visibility: Visibility,
+    expected: frozenset[Action],
+    fragment: str,
+) -> None:
+    explanation = run(principal, visibility, sources, delete_by_contributors=dbc)
+    assert explanation.allowed == expected
+    check_reasons(explanation.decisions)
+    reasons = explanation.denial_reasons(Action)
+    assert set(reasons) == set(Action) - expected
+    # The ceiling says why it refused (the owner's own refusals keep theirs).
+    if fragment and visibility == Visibility.PRIVATE:
+        assert all(fragment in reason for reason in reasons.values()), reasons
+
+
+@pytest.mark.parametrize(
+    ("principal", "expected"),
+    [
+        (capped(ADMIN, READ_ONLY), {PULL}),
+        (capped(ADMIN, frozenset({PUSH})), NONE),
+        (capped(ADMIN, namespaces=frozenset({"nope"})), {PULL, DELETE}),
+        (capped(ADMIN, namespaces=frozenset({"team"})), NONE),
+    ],
+)
+def test_ceiling_on_a_missing_namespace(principal: Principal, expected: frozenset) -> None:
+    explanation = run(principal, None, repository="nope/app")
+    assert explanation.allowed == expected
+    check_reasons(explanation.decisions)
+
+
+@pytest.mark.parametrize(
+    ("principal", "allowed"),
+    [
+        (ADMIN, True),
+        (capped(ADMIN, READ_ONLY), True),
+        (capped(ADMIN, frozenset({PUSH})), False),
+        (capped(ADMIN, namespaces=frozenset({"team"})), False),
+        (USER, False),
+        (ANONYMOUS, False),
+        (DISABLED_ADMIN, False),
+    ],
+)
+def test_catalog_needs_an_admin_who_may_pull_everywhere(
+    principal: Principal, allowed: bool
+) -> None:
+    refusal = catalog_refusal(principal)
+    assert (refusal is None) == allowed
+    assert allowed or refusal
+
+
+def test_principal_kinds_and_names() -> None:
+    assert ANONYMOUS.kind == PrincipalKind.ANONYMOUS and ANONYMOUS.is_anonymous
+    assert str(ANONYMOUS) == "anonymous"
+    assert str(USER) == "alice" and str(ADMIN) == "root (admin)"
+    assert str(capped(USER, READ_ONLY)) == "alice (access token)"
+    assert not capped(USER).is_anonymous

@@ -63,6 +63,15 @@ from portus_fab.auth.scopes import MAX_SCOPES, Scope, ScopeError, parse_scope, p
             "repository:my.team/app:pull",
             Scope("repository", "my.team/app", ("pull",), None, "app"),
         ),
+        # ... and so is one with an uppercase letter (distribution/reference, splitDockerDomain)
+        (
+            "repository:Alice/app:pull",
+            Scope("repository", "Alice/app", ("pull",), None, "app"),
+        ),
+        (
+            "repository:LOCALHOST/team/app:pull",
+            Scope("repository", "LOCALHOST/team/app", ("pull",), None, "team/app"),
+        ),
     ],
 )
 def test_parse_scope(text: str, expected: Scope) -> None:
@@ -155,7 +164,8 @@ def test_exactly_max_scopes_are_accepted() -> None:
         ("registry:catalog:pull", "the only registry scope is registry:catalog:*"),
         ("registry:catalog:*,pull", "the only registry scope is registry:catalog:*"),
         # repository names
-        ("repository:Alice/app:pull", "component 'Alice' is invalid"),
+        ("repository:Alice/App:pull", "component 'App' is invalid"),
+        ("repository:Alice:pull", "component 'Alice' is invalid"),  # no '/': not a host
         ("repository:alice/App:pull", "component 'App' is invalid"),
         ("repository:/alice/app:pull", "component '' is invalid"),
         ("repository:-alice/app:pull", "component '-alice' is invalid"),
@@ -186,7 +196,7 @@ def test_malformed_scope(text: str, fragment: str) -> None:
     "values",
     [
         ["repository:alice/app:pull", "repository:alice/app:bogus"],
-        ["repository:alice/app:pull repository:Bad/app:pull"],
+        ["repository:alice/app:pull repository:alice/Bad:pull"],
     ],
 )
 def test_one_malformed_scope_fails_the_whole_list(values: list[str]) -> None:

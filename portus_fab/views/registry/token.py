@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
-from portus_fab.access.policy import ANONYMOUS, Principal
 from portus_fab.auth.access import resolve_access
-from portus_fab.auth.credentials import authenticate, same_username
+from portus_fab.auth.authenticate import AuthenticationRefused, authenticate
 from portus_fab.auth.scopes import ScopeError, parse_scopes
 from portus_fab.core import portus
 from portus_fab.models.epoch import current_epoch
@@ -35,28 +34,13 @@ def _token_error(error: TokenError) -> tuple[Response, int, dict[str, str]]:
     return jsonify(body), error.status, headers
 
 
-def _authenticate(epoch: int) -> Principal:
-    header = request.headers.get("Authorization")
-    if not header:
-        return ANONYMOUS
-    auth = request.authorization
-    if auth is None or auth.type != "basic" or auth.username is None:
-        raise TokenError(401, "UNAUTHORIZED", "malformed Authorization header: use HTTP Basic")
-    core = portus()
-    principal = authenticate(
-        core.session,
-        core.credentials,
-        auth.username,
-        auth.password or "",
-        epoch=epoch,
-        admin_role=core.admin_role,
-        fake_hash=current_app.config["AUTH_DB_FAKE_PASSWORD_HASH_CHECK"],
-        case_insensitive=current_app.appbuilder.sm.auth_username_ci,
-    )
-    if principal is None:
-        log.info("token refused: bad credentials for %r", auth.username)
-        raise TokenError(401, "UNAUTHORIZED", "invalid username or password")
-    return principal
+@token_blueprint.after_request
+def _never_stored(response: Response) -> Response:
+    # A token is a bearer credential (RFC 6749, 5.1): no browser, proxy or client cache may keep
+    # one. Error answers too, so no cache ever holds an answer meant for other credentials.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
 
 
 @token_blueprint.get("/v2/token")
@@ -76,14 +60,17 @@ def token() -> Response:
     except ScopeError as error:
         raise TokenError(400, "INVALID_SCOPE", str(error)) from None
     epoch = current_epoch(core.engine)
-    principal = _authenticate(epoch)
-    account = request.args.get("account")
-    if account and not same_username(
-        account, principal.username, case_insensitive=current_app.appbuilder.sm.auth_username_ci
-    ):
-        raise TokenError(
-            401, "UNAUTHORIZED", f"account {account!r} does not match the credentials given"
+    try:
+        principal = authenticate(
+            core.authentication,
+            core.session,
+            request.headers.get("Authorization"),
+            account=request.args.get("account"),
+            epoch=epoch,
         )
+    except AuthenticationRefused as refusal:
+        log.info("token refused for %r: %s", refusal.claimed, refusal.reason)
+        raise TokenError(401, "UNAUTHORIZED", refusal.reason) from None
     policy = core.policy()
     access = resolve_access(
         lambda who, repository: core.decisions.explain(policy, who, repository, epoch),

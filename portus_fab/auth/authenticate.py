@@ -1,0 +1,170 @@
+"""The one way in: credentials from a request in, the `Principal` they prove out, or a refusal.
+
+Every surface that accepts credentials (the token endpoint today, the REST API later) calls
+`authenticate`; none parses an Authorization header or checks a password itself. Like quay's
+`auth/credentials.py`, it dispatches on the kind of credential, so a new kind (an access token,
+a robot) is one more entry in `_CHECKS` and one more case in `credential_kind`, and the rest -
+the parsing, the cache, the `account` check, the refusals - stays as it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import Flask
+from sqlalchemy.orm import Session
+
+from portus_fab.access.policy import ANONYMOUS, Principal, PrincipalKind
+from portus_fab.auth.credentials import (
+    CredentialCache,
+    check_password,
+    load_user,
+    principal_for,
+    same_username,
+)
+
+# gunicorn's default limit_request_field_size: no header a production server passes is longer.
+MAX_AUTHORIZATION = 8190
+MALFORMED = "malformed Authorization header"
+INVALID = "invalid username or password"
+
+
+class AuthenticationRefused(Exception):
+    """Credentials that prove no one. `reason` is safe to show the client; `claimed` is the
+    name they claimed, cut short, for the log (never the secret)."""
+
+    def __init__(self, reason: str, claimed: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.claimed = None if claimed is None else claimed[:100]
+
+
+@dataclass(frozen=True, slots=True)
+class BasicCredentials:
+    username: str
+    password: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuthContext:
+    """What checking credentials needs besides the request, read once when the app starts
+    instead of from FAB's settings on every request."""
+
+    cache: CredentialCache
+    admin_role: str
+    fake_hash: str  # hashed against when the user does not exist, to spend the same time
+    case_insensitive: bool  # usernames compared as FAB's login compares them
+
+    @classmethod
+    def from_app(cls, app: Flask, cache: CredentialCache) -> AuthContext:
+        """Call after FAB's security manager exists: it sets the fake hash's default."""
+        config = app.config
+        return cls(
+            cache,
+            admin_role=config.get("AUTH_ROLE_ADMIN", "Admin"),
+            fake_hash=config["AUTH_DB_FAKE_PASSWORD_HASH_CHECK"],
+            case_insensitive=config.get("AUTH_USERNAME_CI", True),
+        )
+
+
+def parse_authorization(header: str | None) -> BasicCredentials | None:
+    """The Basic credentials of an Authorization header (RFC 7617, UTF-8), None when there are
+    none. Anything else - another scheme, bad base64, bytes that are not UTF-8, no colon, any
+    header no server would pass - is refused here, as a 401 and never as an error.
+
+    WSGI hands headers over as Latin-1 text, so raw bytes arrive as characters up to U+00FF.
+    """
+    if not header:
+        return None
+    if len(header) > MAX_AUTHORIZATION:
+        raise AuthenticationRefused(f"{MALFORMED}: longer than {MAX_AUTHORIZATION} characters")
+    scheme, _, data = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        raise AuthenticationRefused(f"{MALFORMED}: use HTTP Basic")
+    try:
+        decoded = base64.b64decode(data.strip().encode("ascii"), validate=True)
+    except (UnicodeEncodeError, binascii.Error):
+        raise AuthenticationRefused(f"{MALFORMED}: the Basic credentials are not base64") from None
+    try:
+        text = decoded.decode("utf-8")
+    except UnicodeDecodeError:
+        raise AuthenticationRefused(f"{MALFORMED}: the Basic credentials are not UTF-8") from None
+    username, colon, password = text.partition(":")
+    if not colon:
+        raise AuthenticationRefused(f"{MALFORMED}: Basic credentials are username:password")
+    return BasicCredentials(username, password)
+
+
+def credential_kind(credentials: BasicCredentials) -> PrincipalKind:
+    """The kind of principal Basic credentials claim to be, from their shape alone.
+
+    Only passwords exist today. Issue 10 recognises its kinds here, as quay does: an access
+    token by its prefix in the password, a robot by its `namespace+name` username.
+    """
+    return PrincipalKind.USER
+
+
+def _password_user(
+    context: AuthContext, session: Session, credentials: BasicCredentials
+) -> Principal | None:
+    return check_password(
+        session,
+        credentials.username,
+        credentials.password,
+        admin_role=context.admin_role,
+        fake_hash=context.fake_hash,
+        case_insensitive=context.case_insensitive,
+    )
+
+
+# One check per kind of credential: the principal it proves, or None.
+_CHECKS: dict[PrincipalKind, Callable[[AuthContext, Session, BasicCredentials], Principal | None]]
+_CHECKS = {PrincipalKind.USER: _password_user}
+
+
+def authenticate(
+    context: AuthContext,
+    session: Session,
+    authorization: str | None,
+    *,
+    account: str | None,
+    epoch: int,
+) -> Principal:
+    """Who the Authorization header proves: anonymous without one, else whom its credentials
+    prove; `account` (the name the client says it acts for) must name that principal.
+
+    A returning client costs no query: a success is cached under an HMAC of the credentials for
+    the policy `epoch`, which must be read before this call (a change committed meanwhile then
+    misses next time). Raises AuthenticationRefused with the reason.
+    """
+    credentials = parse_authorization(authorization)
+    if credentials is None:
+        principal = ANONYMOUS
+    else:
+        key = context.cache.key(credentials.username, credentials.password)
+        cached = context.cache.lookup(key, epoch)
+        if cached is not None:
+            principal = cached
+        else:
+            proved = _CHECKS[credential_kind(credentials)](context, session, credentials)
+            if proved is None:
+                raise AuthenticationRefused(INVALID, claimed=credentials.username)
+            context.cache.remember(key, proved, epoch)
+            principal = proved
+    if account and not same_username(
+        account, principal.username, case_insensitive=context.case_insensitive
+    ):
+        raise AuthenticationRefused(
+            f"account {account!r} does not match the credentials given", claimed=account
+        )
+    return principal
+
+
+def principal_named(context: AuthContext, session: Session, username: str) -> Principal | None:
+    """The principal of the user named `username` as the token endpoint would build it after a
+    password check, disabled or not (for `flask portus explain`); None if there is none."""
+    user = load_user(session, username, case_insensitive=context.case_insensitive)
+    return None if user is None else principal_for(user, context.admin_role)

@@ -24,6 +24,8 @@ from portus_fab.catalog import enrichment, repositories
 from portus_fab.core import portus
 from portus_fab.models import Repository, Tag
 from portus_fab.models.namespaces import utcnow
+from portus_fab.registry.client import RegistryClient
+from portus_fab.registry.errors import RegistryUnavailable
 from portus_fab.registry.manifests import (
     MAX_HISTORY,
     MAX_INDEX_CHILDREN,
@@ -362,3 +364,43 @@ def test_a_tag_moved_off_a_failed_digest_is_described_again(
     assert enrichment.enrich(session, portus().registry_client(), name, good) == 1
     described = _tag(session, name)
     assert described.enriched and described.enrich_error is None and described.size
+
+
+def test_a_registry_refusing_our_tokens_leaves_every_tag_waiting(
+    local_app: Flask, hostile: Hostile
+) -> None:
+    """Not the digests' fault (doctor names the trust problem): nothing is marked failed, so
+    they are described once the setting is fixed."""
+    session = local_app.appbuilder.session
+    untrusted = RegistryClient(hostile.registry.url, lambda _scopes: "not-a-token")
+    for name in [*GOOD, _repository("huge-sizes")]:
+        assert enrichment.enrich(session, untrusted, name, hostile.digests[name]) == 0
+        tag = _tag(session, name)
+        assert not tag.enriched and tag.enrich_error is None
+    assert len(_sweep(session)) == len(hostile.digests)
+
+
+def test_a_registry_outage_is_retried_and_fails_nothing(
+    hostile: Hostile, template_dir: Path, tmp_path: Path
+) -> None:
+    app = make_app(
+        template_dir,
+        tmp_path / "data",
+        PORTUS_REGISTRY_URL=f"http://127.0.0.1:{free_port()}",  # nothing listens
+        PORTUS_REGISTRY_TIMEOUT="1",
+    )
+    with app.app_context():
+        session = app.appbuilder.session
+        pushes = [
+            repositories.Push(name, "v1", digest, None, "root", LONG_AGO)
+            for name, digest in hostile.digests.items()
+        ]
+        repositories.record_pushes(session, pushes)
+        session.commit()
+        result = enrich_digests.apply(args=(_batch(hostile, _repository("huge-sizes")),))
+        assert isinstance(result.result, RegistryUnavailable)
+        assert result.get(propagate=False) is not None
+        for name in [*GOOD, _repository("huge-sizes")]:
+            tag = _tag(session, name)
+            assert not tag.enriched and tag.enrich_error is None
+        session.remove()

@@ -15,7 +15,7 @@ import jwt
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
@@ -67,6 +67,8 @@ def test_personal_namespace_is_never_a_host(
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(username=st.text(min_size=1, max_size=40))
+@example(username="localhost")
+@example(username="LocalHost")
 def test_every_username_gets_a_valid_non_host_namespace(app: Flask, username: str) -> None:
     name = management.personal_namespace_name(app.appbuilder.session.connection(), username)
     assert not is_registry_host(name)

@@ -7,7 +7,7 @@ host if it holds '.' or ':', is 'localhost', or is not all lowercase.
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from portus_fab.access.management import validate_namespace_name
@@ -78,7 +78,8 @@ NO_DATABASE = settings(database=None)  # write nothing into the working tree
 
 
 @NO_DATABASE
-@given(st.text(alphabet="abLOCALHOST.:-_0/", min_size=1, max_size=12))
+@given(st.text(alphabet="localhstLOCAHST.:-_0/", min_size=1, max_size=12))
+@example("localhost")
 def test_a_namespace_is_never_stripped_from_a_scope(first: str) -> None:
     """Whatever a namespace may be named, the token endpoint judges `<namespace>/app` as such:
     the namespace rules and the scope parser use the same host rule."""
@@ -89,7 +90,8 @@ def test_a_namespace_is_never_stripped_from_a_scope(first: str) -> None:
 
 
 @NO_DATABASE
-@given(st.text(alphabet="abLOCALHOST.:-_0", min_size=1, max_size=12))
+@given(st.text(alphabet="localhstLOCAHST.:-_0", min_size=1, max_size=12))
+@example("localhost")
 def test_a_host_is_always_stripped_from_a_scope(first: str) -> None:
     if not is_registry_host(first):
         return

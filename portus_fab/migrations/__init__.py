@@ -53,7 +53,7 @@ UNVERSIONED_TABLES = frozenset(
 )
 log = logging.getLogger(__name__)
 # pg_advisory_xact_lock's key: any constant no other lock in the database uses ("portus" in ASCII).
-_PG_LOCK_KEY = 0x706F72747573
+PG_LOCK_KEY = 0x706F72747573
 _DIRECTORY = Path(__file__).resolve().parent
 
 
@@ -162,7 +162,7 @@ def _exclusive(connection: Connection) -> Iterator[None]:
     """One migrating process at a time, held until the transaction ends (PostgreSQL) or the
     block does (SQLite's writer lock, which the webhook and the event applier also take)."""
     if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
         yield
     else:
         with sqlite.writer_lock(connection.engine):

@@ -39,12 +39,18 @@ _HOST_RE = re.compile(
 )
 
 
-def _strip_host(text: str, name: str) -> str:
-    """Drop a leading registry host, as docker reads one (registry.names.is_registry_host)."""
-    host, path = split_registry_host(name)
+def judged_repository(name: str) -> tuple[str | None, str]:
+    """(registry host or None, the repository the policy judges) for a repository name as a
+    client may send it: a leading registry host, as docker reads one
+    (registry.names.is_registry_host), is dropped. `portus explain` reads names with it too, so
+    it judges every name as the token endpoint does."""
+    host, repository = split_registry_host(name)
     if host is not None and not _HOST_RE.fullmatch(host):
-        raise ScopeError(f"scope {text!r}: {host!r} is not a valid registry host")
-    return path
+        raise ScopeError(f"{host!r} is not a valid registry host")
+    problem = validate_repository_name(repository)
+    if problem:
+        raise ScopeError(problem)
+    return host, repository
 
 
 def parse_scope(text: str) -> Scope:
@@ -75,10 +81,10 @@ def parse_scope(text: str) -> Scope:
         raise ScopeError(
             f"scope {text!r} has unknown action {unknown[0]!r}: expected pull, push, delete or *"
         )
-    repository = _strip_host(text, name)
-    problem = validate_repository_name(repository)
-    if problem:
-        raise ScopeError(f"scope {text!r}: {problem}")
+    try:
+        _, repository = judged_repository(name)
+    except ScopeError as error:
+        raise ScopeError(f"scope {text!r}: {error}") from None
     return Scope("repository", name, actions, resource_class, repository)
 
 

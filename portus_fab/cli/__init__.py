@@ -15,13 +15,13 @@ from flask.cli import AppGroup
 
 from portus_fab.access import management
 from portus_fab.auth.authenticate import principal_named
+from portus_fab.auth.scopes import ScopeError, judged_repository
 from portus_fab.catalog import reporting
 from portus_fab.cli.db import db_cli
 from portus_fab.core import portus
 from portus_fab.models import Visibility
 from portus_fab.registry.config import auth_and_notifications, complete_config
 from portus_fab.registry.errors import RegistryError
-from portus_fab.registry.names import split_registry_host, validate_repository_name
 
 portus_cli = AppGroup("portus", help="portus_fab administration.")
 portus_cli.add_command(db_cli)
@@ -92,14 +92,14 @@ def jwks() -> None:
 @click.argument("repository")
 def explain(username: str, repository: str) -> None:
     """Say what USERNAME may do on REPOSITORY, and why, as the token service decides it."""
-    problem = validate_repository_name(repository)
-    if problem:
-        raise click.ClickException(problem)
+    try:
+        host, judged = judged_repository(repository)
+    except ScopeError as error:
+        raise click.ClickException(str(error)) from None
     core = portus()
     principal = principal_named(core.authentication, core.session, username)
     if principal is None:
         raise click.ClickException(f"no user named {username!r}")
-    host, judged = split_registry_host(repository)
     if host is not None:
         click.echo(
             f"{host!r} is a registry host as docker reads it: the token service judges {judged!r}"

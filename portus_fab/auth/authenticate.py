@@ -121,8 +121,8 @@ def _password_user(
 
 
 # One check per kind of credential: the principal it proves, or None.
-_CHECKS: dict[PrincipalKind, Callable[[AuthContext, Session, BasicCredentials], Principal | None]]
-_CHECKS = {PrincipalKind.USER: _password_user}
+CredentialCheck = Callable[[AuthContext, Session, BasicCredentials], Principal | None]
+_CHECKS: dict[PrincipalKind, CredentialCheck] = {PrincipalKind.USER: _password_user}
 
 
 def authenticate(

@@ -162,7 +162,7 @@ class Hostile:
     digests: dict[str, str]  # repository -> digest of its tag v1, good and hostile alike
 
 
-def _repository(case: str) -> str:
+def hostile_repository(case: str) -> str:
     return f"bad/{case}"
 
 
@@ -186,7 +186,7 @@ def hostile(template_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
             build_image_layout(layout, "v1", files={"f": name.encode()}, labels={"repo": name})
             digests[name] = pusher.layout(name, "v1", layout)
         for case, (push, _) in POISONS.items():
-            digests[_repository(case)] = push(pusher, _repository(case))
+            digests[hostile_repository(case)] = push(pusher, hostile_repository(case))
         app.appbuilder.session.remove()
         yield Hostile(registry, pusher, digests)
 
@@ -208,22 +208,22 @@ def local_app(hostile: Hostile, template_dir: Path, tmp_path: Path) -> Iterator[
         session.remove()
 
 
-def _tag(session: Session, name: str) -> Tag:
+def tag_of(session: Session, name: str) -> Tag:
     session.expire_all()
     tag = session.scalar(select(Tag).join(Repository).where(Repository.name == name))
     assert tag is not None
     return tag
 
 
-def _batch(hostile: Hostile, middle: str) -> list[list[str]]:
+def batch_around(hostile: Hostile, middle: str) -> list[list[str]]:
     """The hostile digest between two good ones, as the enrich task receives its batch."""
     names = [GOOD[0], middle, GOOD[1]]
     return [[name, hostile.digests[name]] for name in names]
 
 
-def _assert_good_described(session: Session) -> None:
+def assert_good_described(session: Session) -> None:
     for name in GOOD:
-        tag = _tag(session, name)
+        tag = tag_of(session, name)
         assert tag.enriched and not tag.enrich_failed, (name, tag.enrich_error)
         assert tag.size and tag.platforms == ["linux/amd64"]
         assert tag.labels == {"repo": name}
@@ -243,13 +243,13 @@ def _sweep(session: Session) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("case", sorted(POISONS))
 def test_a_hostile_digest_fails_alone(local_app: Flask, hostile: Hostile, case: str) -> None:
     session = local_app.appbuilder.session
-    name = _repository(case)
-    result = enrich_digests.apply(args=(_batch(hostile, name),))
+    name = hostile_repository(case)
+    result = enrich_digests.apply(args=(batch_around(hostile, name),))
     assert result.successful(), result.traceback
     assert result.get() == len(GOOD)
 
-    _assert_good_described(session)
-    tag = _tag(session, name)
+    assert_good_described(session)
+    tag = tag_of(session, name)
     assert tag.enrich_failed
     assert POISONS[case][1] in (tag.enrich_error or "")
     assert hostile.registry.url not in (tag.enrich_error or "")
@@ -267,8 +267,8 @@ def test_a_hostile_digest_fails_alone(local_app: Flask, hostile: Hostile, case: 
 def test_the_failure_is_on_the_tag_page_and_in_doctor_and_not_waiting(
     local_app: Flask, hostile: Hostile
 ) -> None:
-    name = _repository("huge-sizes")
-    enrich_digests.apply(args=(_batch(hostile, name),)).get()
+    name = hostile_repository("huge-sizes")
+    enrich_digests.apply(args=(batch_around(hostile, name),)).get()
 
     client = local_app.test_client()
     login = client.post("/login/", data={"username": ADMIN[0], "password": ADMIN[1]})
@@ -317,8 +317,8 @@ def test_a_database_error_on_one_row_fails_that_digest_alone(
     session.commit()
     batch = [[GOOD[1], hostile.digests[GOOD[1]]], [GOOD[0], hostile.digests[GOOD[0]]]]
     assert enrich_digests.apply(args=(batch,)).get() == 1
-    assert _tag(session, GOOD[0]).enriched and not _tag(session, GOOD[0]).enrich_failed
-    failed = _tag(session, GOOD[1])
+    assert tag_of(session, GOOD[0]).enriched and not tag_of(session, GOOD[0]).enrich_failed
+    failed = tag_of(session, GOOD[1])
     assert failed.enrich_failed
     assert failed.enrich_error == (
         "the database refused its details: IntegrityError: refused by a trigger"
@@ -341,8 +341,8 @@ def test_an_unexpected_error_fails_that_digest_alone(
     monkeypatch.setattr(repositories, "details_json", buggy)
     batch = [[GOOD[0], victim], [GOOD[1], hostile.digests[GOOD[1]]]]
     assert enrich_digests.apply(args=(batch,)).get() == 1
-    assert _tag(session, GOOD[1]).enriched and not _tag(session, GOOD[1]).enrich_failed
-    failed = _tag(session, GOOD[0])
+    assert tag_of(session, GOOD[1]).enriched and not tag_of(session, GOOD[1]).enrich_failed
+    failed = tag_of(session, GOOD[0])
     assert failed.enrich_failed and failed.enrich_error == "unexpected error: KeyError: 'a bug'"
 
 
@@ -350,19 +350,19 @@ def test_a_tag_moved_off_a_failed_digest_is_described_again(
     local_app: Flask, hostile: Hostile
 ) -> None:
     session = local_app.appbuilder.session
-    name = _repository("config-not-json")
-    enrich_digests.apply(args=(_batch(hostile, name),)).get()
-    assert _tag(session, name).enrich_failed
+    name = hostile_repository("config-not-json")
+    enrich_digests.apply(args=(batch_around(hostile, name),)).get()
+    assert tag_of(session, name).enrich_failed
 
     good = hostile.pusher.image(name, "fixed", _config())
     repositories.record_pushes(
         session, [repositories.Push(name, "v1", good, None, "root", utcnow())]
     )
     session.commit()
-    moved = _tag(session, name)
+    moved = tag_of(session, name)
     assert not moved.enriched and not moved.enrich_failed  # waiting: the old reason is not shown
     assert enrichment.enrich(session, portus().registry_client(), name, good) == 1
-    described = _tag(session, name)
+    described = tag_of(session, name)
     assert described.enriched and described.enrich_error is None and described.size
 
 
@@ -373,9 +373,9 @@ def test_a_registry_refusing_our_tokens_leaves_every_tag_waiting(
     they are described once the setting is fixed."""
     session = local_app.appbuilder.session
     untrusted = RegistryClient(hostile.registry.url, lambda _scopes: "not-a-token")
-    for name in [*GOOD, _repository("huge-sizes")]:
+    for name in [*GOOD, hostile_repository("huge-sizes")]:
         assert enrichment.enrich(session, untrusted, name, hostile.digests[name]) == 0
-        tag = _tag(session, name)
+        tag = tag_of(session, name)
         assert not tag.enriched and tag.enrich_error is None
     assert len(_sweep(session)) == len(hostile.digests)
 
@@ -397,10 +397,11 @@ def test_a_registry_outage_is_retried_and_fails_nothing(
         ]
         repositories.record_pushes(session, pushes)
         session.commit()
-        result = enrich_digests.apply(args=(_batch(hostile, _repository("huge-sizes")),))
+        batch = batch_around(hostile, hostile_repository("huge-sizes"))
+        result = enrich_digests.apply(args=(batch,))
         assert isinstance(result.result, RegistryUnavailable)
         assert result.get(propagate=False) is not None
-        for name in [*GOOD, _repository("huge-sizes")]:
-            tag = _tag(session, name)
+        for name in [*GOOD, hostile_repository("huge-sizes")]:
+            tag = tag_of(session, name)
             assert not tag.enriched and tag.enrich_error is None
         session.remove()

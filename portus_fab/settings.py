@@ -109,6 +109,32 @@ SPECS: tuple[SettingSpec, ...] = (
         "(default: generated once, kept in the data dir)",
     ),
     SettingSpec(
+        "PORTUS_REGISTRY_TIMEOUT",
+        "5",
+        float,
+        "seconds the registry may take to accept a connection or to send the next bytes of an "
+        "answer, for each request",
+    ),
+    SettingSpec(
+        "PORTUS_REGISTRY_DEADLINE",
+        "15",
+        float,
+        "seconds a page may spend on the registry in all (a delete of many digests included)",
+    ),
+    SettingSpec(
+        "PORTUS_HEALTH_TIMEOUT",
+        "1",
+        float,
+        "seconds `/health`'s checks of the registry and the broker may take; checks still "
+        "running after that answer failing",
+    ),
+    SettingSpec(
+        "PORTUS_HEALTH_CACHE_TTL",
+        "10",
+        float,
+        "seconds `/health` answers from its last checks before it checks again",
+    ),
+    SettingSpec(
         "PORTUS_DELETE_BY_CONTRIBUTORS",
         "false",
         _bool,
@@ -203,6 +229,10 @@ class Settings:
     token_cert: str | None
     token_algorithm: str
     webhook_secret: str
+    registry_timeout: float
+    registry_deadline: float
+    health_timeout: float
+    health_cache_ttl: float
     delete_by_contributors: bool
     credential_cache_ttl: int
     broker_url: str
@@ -238,6 +268,11 @@ class Settings:
         registry_url = value["PORTUS_REGISTRY_URL"].rstrip("/")
         if value["PORTUS_TOKEN_TTL"] < 60:
             raise ValueError("PORTUS_TOKEN_TTL must be at least 60 seconds (registry leeway)")
+        # No time at all would fail every request: a mistake, not a setting.
+        bounds = ("PORTUS_REGISTRY_TIMEOUT", "PORTUS_REGISTRY_DEADLINE", "PORTUS_HEALTH_TIMEOUT")
+        for name in bounds:
+            if value[name] <= 0:
+                raise ValueError(f"{name} must be more than 0 seconds")
         return cls(
             data_dir=data_dir,
             database_url=value["PORTUS_DATABASE_URL"] or f"sqlite:///{data_dir / 'portus.db'}",
@@ -254,6 +289,10 @@ class Settings:
             token_algorithm=value["PORTUS_TOKEN_ALGORITHM"].upper(),
             webhook_secret=value["PORTUS_WEBHOOK_SECRET"]
             or persistent_secret(data_dir, "webhook_secret"),
+            registry_timeout=value["PORTUS_REGISTRY_TIMEOUT"],
+            registry_deadline=value["PORTUS_REGISTRY_DEADLINE"],
+            health_timeout=value["PORTUS_HEALTH_TIMEOUT"],
+            health_cache_ttl=value["PORTUS_HEALTH_CACHE_TTL"],
             delete_by_contributors=value["PORTUS_DELETE_BY_CONTRIBUTORS"],
             credential_cache_ttl=value["PORTUS_CREDENTIAL_CACHE_TTL"],
             broker_url=value["PORTUS_BROKER_URL"] or f"sqla+sqlite:///{data_dir / 'broker.db'}",

@@ -262,7 +262,8 @@ def doctor() -> None:
     """Check the wiring: database, registry (address, realm, service, trust), broker, events."""
     from portus_fab.ops.diagnostics import run_checks
 
-    checks = run_checks(portus())
+    core = portus()
+    checks = run_checks(core, timeout=core.settings.registry_timeout)
     for check in checks:
         click.echo(f"{'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
     if not all(check.ok for check in checks):

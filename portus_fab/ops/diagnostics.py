@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 
 from celery import Celery
 from flask import current_app
-from sqlalchemy import func, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
+from portus_fab import migrations
 from portus_fab.catalog.events import PENDING
 from portus_fab.models import RegistryEventRecord, Repository, Tag
 from portus_fab.models.namespaces import utcnow
@@ -37,6 +38,17 @@ def check_database(session: Session) -> Check:
     except Exception as error:  # noqa: BLE001 - any failure is the answer
         session.rollback()
         return Check("database", False, f"unreachable: {error}")
+
+
+def check_schema(engine: Engine) -> Check:
+    """The schema is the code's (behind it only when PORTUS_AUTO_MIGRATE is off)."""
+    try:
+        schema = migrations.status(engine)
+    except Exception as error:  # noqa: BLE001 - any failure is the answer
+        return Check("database schema", False, f"unreadable: {error}")
+    if schema.state is migrations.State.BEHIND:
+        return Check("database schema", False, f"{schema}: run `flask --app run portus db upgrade`")
+    return Check("database schema", True, str(schema))
 
 
 def check_registry(settings: Settings, client: RegistryClient) -> list[Check]:
@@ -81,10 +93,10 @@ def check_registry(settings: Settings, client: RegistryClient) -> list[Check]:
     return checks
 
 
-def check_broker(celery_app: Celery) -> Check:
+def check_broker(celery_app: Celery, timeout: float) -> Check:
     try:
         with celery_app.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1, timeout=2)
+            connection.ensure_connection(max_retries=1, timeout=timeout)
         return Check("broker", True, "reachable")
     except Exception as error:  # noqa: BLE001 - any failure is the answer
         return Check("broker", False, f"unreachable: {error} (tags are enriched once it is back)")
@@ -159,11 +171,14 @@ def check_events(session: Session, sweep_interval: int) -> list[Check]:
     ]
 
 
-def run_checks(core: Portus) -> list[Check]:
-    """Every self-check, in the order an admin would fix them."""
+def run_checks(core: Portus, timeout: float) -> list[Check]:
+    """Every self-check, in the order an admin would fix them. `timeout` bounds each request to
+    the registry and each attempt to reach the broker."""
     return [
         check_database(core.session),
-        *check_registry(core.settings, core.registry_client()),
-        check_broker(current_app.extensions["celery"]),
-        *check_events(core.session, core.settings.sweep_interval),
+        schema := check_schema(core.session.get_bind()),
+        *check_registry(core.settings, core.registry_client(timeout=timeout)),
+        check_broker(current_app.extensions["celery"], timeout),
+        # Behind the code's schema, the tables the event checks count may not exist yet.
+        *(check_events(core.session, core.settings.sweep_interval) if schema.ok else []),
     ]

@@ -12,13 +12,19 @@ from typing import Any
 
 from flask import current_app
 from flask_appbuilder import ModelView
-from flask_appbuilder.fieldwidgets import BS3TextAreaFieldWidget, Select2Widget
+from flask_appbuilder.fieldwidgets import (
+    BS3TextAreaFieldWidget,
+    BS3TextFieldWidget,
+    Select2Widget,
+)
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_appbuilder.security.sqla.models import User
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
-from wtforms import SelectField, TextAreaField
-from wtforms.validators import Optional, ValidationError
+from wtforms import SelectField, StringField, TextAreaField
+from wtforms.validators import InputRequired, Optional, ValidationError
 
 from portus_fab.access import management, policy
 from portus_fab.models import (
@@ -98,6 +104,58 @@ VISIBILITY_FIELD = {"visibility": _choice(Visibility, "Visibility")}
 ROLE_FIELD = {"role": _choice(Role, "Role")}
 
 
+class ExactNameField(StringField):
+    """A related row given by its exact name, typed rather than picked from a list: a select
+    would show everyone who may open the form every user's name and full name, or every team.
+    The name is resolved when the form is submitted; an unknown one is a form error."""
+
+    def __init__(
+        self,
+        label: str,
+        find: Callable[[Session, str], Any],
+        name_of: Callable[[Any], str],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(label, widget=BS3TextFieldWidget(), **kwargs)
+        self.find = find
+        self.name_of = name_of
+        self.typed: str | None = None
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        self.typed = str(valuelist[0]).strip() if valuelist else ""
+        self.data = None
+        if self.typed:
+            # A ManagementError is a ValueError: WTForms shows it as the field's error.
+            self.data = self.find(current_app.appbuilder.session, self.typed)
+
+    def _value(self) -> str:
+        if self.typed is not None:
+            return self.typed
+        return self.name_of(self.data) if self.data is not None else ""
+
+
+def _username_field(description: str, *validators: Any) -> ExactNameField:
+    return ExactNameField(
+        "User",
+        management.find_user,
+        lambda user: user.username,
+        description=description,
+        validators=list(validators),
+    )
+
+
+def _granted_user_ids() -> Any:
+    return select(Grant.user_id).where(Grant.namespace_id.in_(_managed_namespace_ids()))
+
+
+def _granted_team_ids() -> Any:
+    return select(Grant.team_id).where(Grant.namespace_id.in_(_managed_namespace_ids()))
+
+
+def _member_user_ids() -> Any:
+    return select(TeamMember.user_id).where(TeamMember.team_id.in_(_managed_team_ids()))
+
+
 class NamespaceView(OwnValidatorsMixin, ModelView):
     datamodel = SQLAInterface(Namespace)
     list_title = "Namespaces"
@@ -150,12 +208,28 @@ class GrantView(ModelView):
     list_columns = ["namespace", "user", "team", "role"]
     add_columns = edit_columns = ["namespace", "user", "team", "role"]
     search_columns = ["namespace", "user", "team", "role"]
-    add_form_extra_fields = edit_form_extra_fields = search_form_extra_fields = ROLE_FIELD
+    add_form_extra_fields = edit_form_extra_fields = {
+        **ROLE_FIELD,
+        "user": _username_field("The exact username; leave empty for a team grant."),
+        "team": ExactNameField(
+            "Team",
+            management.find_team,
+            lambda team: team.name,
+            description="The exact team name; leave empty for a user grant.",
+        ),
+    }
+    search_form_extra_fields = ROLE_FIELD
     base_filters = [
         ["namespace_id", PolicyFilter, lambda: Grant.namespace_id.in_(_managed_namespace_ids())]
     ]
-    add_form_query_rel_fields = edit_form_query_rel_fields = search_form_query_rel_fields = {
+    add_form_query_rel_fields = edit_form_query_rel_fields = {
         "namespace": [["id", PolicyFilter, lambda: policy.managed_namespaces(current_principal())]]
+    }
+    # Searching offers only the users and teams of the grants the list shows.
+    search_form_query_rel_fields = {
+        **add_form_query_rel_fields,
+        "user": [["id", PolicyFilter, lambda: User.id.in_(_granted_user_ids())]],
+        "team": [["id", PolicyFilter, lambda: Team.id.in_(_granted_team_ids())]],
     }
 
     def _validate(self, item: Grant) -> None:
@@ -180,10 +254,19 @@ class TeamMemberView(ModelView):
     list_columns = ["team", "user", "role"]
     add_columns = edit_columns = ["team", "user", "role"]
     search_columns = ["team", "user", "role"]
-    add_form_extra_fields = edit_form_extra_fields = search_form_extra_fields = ROLE_FIELD
+    add_form_extra_fields = edit_form_extra_fields = {
+        **ROLE_FIELD,
+        "user": _username_field("The exact username of the new member.", InputRequired()),
+    }
+    search_form_extra_fields = ROLE_FIELD
     base_filters = [["team_id", PolicyFilter, lambda: TeamMember.team_id.in_(_managed_team_ids())]]
-    add_form_query_rel_fields = edit_form_query_rel_fields = search_form_query_rel_fields = {
+    add_form_query_rel_fields = edit_form_query_rel_fields = {
         "team": [["id", PolicyFilter, lambda: policy.managed_teams(current_principal())]]
+    }
+    # Searching offers only the members of the teams the list shows.
+    search_form_query_rel_fields = {
+        **add_form_query_rel_fields,
+        "user": [["id", PolicyFilter, lambda: User.id.in_(_member_user_ids())]],
     }
 
     def _check_not_a_member_yet(self, item: TeamMember) -> None:

@@ -60,8 +60,12 @@ class Portus:
     def admin_role(self) -> str:
         return self.authentication.admin_role
 
-    def registry_client(self) -> RegistryClient:
-        """The client portus_fab's own work uses, with tokens issued to its internal identity."""
+    def registry_client(
+        self, *, timeout: float | None = None, deadline: float | None = None
+    ) -> RegistryClient:
+        """The client portus_fab's own work uses, with tokens issued to its internal identity.
+        `timeout` (default PORTUS_REGISTRY_TIMEOUT) bounds each connect and read; `deadline`
+        (seconds from now) all of its requests together, for answers someone waits for."""
 
         def token_for(scopes: list[str]) -> str:
             access = [
@@ -71,7 +75,13 @@ class Portus:
             return self.issue(INTERNAL_IDENTITY, access).token
 
         settings = self.settings
-        return RegistryClient(settings.registry_url, token_for, verify=settings.registry_ca or True)
+        return RegistryClient(
+            settings.registry_url,
+            token_for,
+            timeout=settings.registry_timeout if timeout is None else timeout,
+            deadline=deadline,
+            verify=settings.registry_ca or True,
+        )
 
     def policy(self) -> Policy:
         return Policy(self.session, delete_by_contributors=self.settings.delete_by_contributors)

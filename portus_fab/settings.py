@@ -52,16 +52,6 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("PORTUS_HOST", "127.0.0.1", str, "where `python run.py` listens"),
     SettingSpec("PORTUS_PORT", str(DEFAULT_PORT), int, "port `python run.py` listens on"),
     SettingSpec(
-        "PORTUS_WEB_WORKERS", "2", int, "gunicorn worker processes `python run.py` serves with"
-    ),
-    SettingSpec(
-        "PORTUS_WEB_THREADS",
-        "1",
-        int,
-        "threads per worker: 1 is gunicorn's sync worker (fastest for tokens), more a gthread "
-        "worker (holds up better when requests wait on a slow registry)",
-    ),
-    SettingSpec(
         "PORTUS_PUBLIC_URL",
         None,
         str,
@@ -107,10 +97,9 @@ SPECS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec(
         "PORTUS_TOKEN_ALGORITHM",
-        "ES256",
+        "RS256",
         str,
-        "key type generated when no key is configured: ES256 (EC P-256) or RS256 (RSA 2048, "
-        "ten times costlier to sign); a key already in the data dir is kept",
+        "key type generated when no key is configured: RS256 or ES256 (ten times cheaper)",
     ),
     SettingSpec(
         "PORTUS_WEBHOOK_SECRET",
@@ -118,6 +107,32 @@ SPECS: tuple[SettingSpec, ...] = (
         str,
         "bearer secret the registry sends with notifications "
         "(default: generated once, kept in the data dir)",
+    ),
+    SettingSpec(
+        "PORTUS_REGISTRY_TIMEOUT",
+        "5",
+        float,
+        "seconds the registry may take to accept a connection or to send the next bytes of an "
+        "answer, for each request",
+    ),
+    SettingSpec(
+        "PORTUS_REGISTRY_DEADLINE",
+        "15",
+        float,
+        "seconds a page may spend on the registry in all (a delete of many digests included)",
+    ),
+    SettingSpec(
+        "PORTUS_HEALTH_TIMEOUT",
+        "1",
+        float,
+        "seconds `/health`'s checks of the registry and the broker may take; checks still "
+        "running after that answer failing",
+    ),
+    SettingSpec(
+        "PORTUS_HEALTH_CACHE_TTL",
+        "10",
+        float,
+        "seconds `/health` answers from its last checks before it checks again",
     ),
     SettingSpec(
         "PORTUS_DELETE_BY_CONTRIBUTORS",
@@ -187,17 +202,11 @@ def _raw(config: Mapping[str, Any], name: str, default: str | None) -> Any:
     return value
 
 
-def make_data_dir(data_dir: str | os.PathLike[str]) -> None:
-    """Create the data dir, if missing, for its owner only: it holds the database, the signing
-    key and the secrets. A directory that exists keeps the mode its administrator gave it."""
-    Path(data_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
-
-
 def persistent_secret(data_dir: str | os.PathLike[str], name: str) -> str:
     """A random secret created on first use and kept (owner-readable only) in the data dir."""
     path = Path(data_dir) / name
     if not path.exists():
-        make_data_dir(path.parent)
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(48))
@@ -210,8 +219,6 @@ class Settings:
     database_url: str
     host: str
     port: int
-    web_workers: int
-    web_threads: int
     public_url: str
     registry_url: str
     registry_ca: str | None
@@ -222,6 +229,10 @@ class Settings:
     token_cert: str | None
     token_algorithm: str
     webhook_secret: str
+    registry_timeout: float
+    registry_deadline: float
+    health_timeout: float
+    health_cache_ttl: float
     delete_by_contributors: bool
     credential_cache_ttl: int
     broker_url: str
@@ -257,16 +268,16 @@ class Settings:
         registry_url = value["PORTUS_REGISTRY_URL"].rstrip("/")
         if value["PORTUS_TOKEN_TTL"] < 60:
             raise ValueError("PORTUS_TOKEN_TTL must be at least 60 seconds (registry leeway)")
-        for name in ("PORTUS_WEB_WORKERS", "PORTUS_WEB_THREADS"):
-            if value[name] < 1:
-                raise ValueError(f"{name} must be at least 1")
+        # No time at all would fail every request: a mistake, not a setting.
+        bounds = ("PORTUS_REGISTRY_TIMEOUT", "PORTUS_REGISTRY_DEADLINE", "PORTUS_HEALTH_TIMEOUT")
+        for name in bounds:
+            if value[name] <= 0:
+                raise ValueError(f"{name} must be more than 0 seconds")
         return cls(
             data_dir=data_dir,
             database_url=value["PORTUS_DATABASE_URL"] or f"sqlite:///{data_dir / 'portus.db'}",
             host=host,
             port=port,
-            web_workers=value["PORTUS_WEB_WORKERS"],
-            web_threads=value["PORTUS_WEB_THREADS"],
             public_url=(value["PORTUS_PUBLIC_URL"] or f"http://{host}:{port}").rstrip("/"),
             registry_url=registry_url,
             registry_ca=value["PORTUS_REGISTRY_CA"],
@@ -278,6 +289,10 @@ class Settings:
             token_algorithm=value["PORTUS_TOKEN_ALGORITHM"].upper(),
             webhook_secret=value["PORTUS_WEBHOOK_SECRET"]
             or persistent_secret(data_dir, "webhook_secret"),
+            registry_timeout=value["PORTUS_REGISTRY_TIMEOUT"],
+            registry_deadline=value["PORTUS_REGISTRY_DEADLINE"],
+            health_timeout=value["PORTUS_HEALTH_TIMEOUT"],
+            health_cache_ttl=value["PORTUS_HEALTH_CACHE_TTL"],
             delete_by_contributors=value["PORTUS_DELETE_BY_CONTRIBUTORS"],
             credential_cache_ttl=value["PORTUS_CREDENTIAL_CACHE_TTL"],
             broker_url=value["PORTUS_BROKER_URL"] or f"sqla+sqlite:///{data_dir / 'broker.db'}",
@@ -293,7 +308,7 @@ class Settings:
 def flask_config_from_environment() -> dict[str, Any]:
     """The Flask settings a standalone app derives from PORTUS_* (used by config.py)."""
     settings = Settings.load({})
-    make_data_dir(settings.data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     return {
         "SQLALCHEMY_DATABASE_URI": settings.database_url,
         "SECRET_KEY": os.environ.get("PORTUS_SECRET_KEY")

@@ -71,8 +71,6 @@ def registry_config(write_cert: Path | None, full: bool, storage: str, listen: s
     if write_cert:
         write_cert.parent.mkdir(parents=True, exist_ok=True)
         write_cert.write_bytes(core.signing_key.certificate_pem)
-        # For the registry, often another user; the standalone app's umask would keep it private.
-        write_cert.chmod(0o644)
     settings = core.settings
     if full:
         config = complete_config(
@@ -264,7 +262,8 @@ def doctor() -> None:
     """Check the wiring: database, registry (address, realm, service, trust), broker, events."""
     from portus_fab.ops.diagnostics import run_checks
 
-    checks = run_checks(portus())
+    core = portus()
+    checks = run_checks(core, timeout=core.settings.registry_timeout)
     for check in checks:
         click.echo(f"{'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
     if not all(check.ok for check in checks):

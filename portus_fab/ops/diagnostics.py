@@ -81,10 +81,10 @@ def check_registry(settings: Settings, client: RegistryClient) -> list[Check]:
     return checks
 
 
-def check_broker(celery_app: Celery) -> Check:
+def check_broker(celery_app: Celery, timeout: float) -> Check:
     try:
         with celery_app.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1, timeout=2)
+            connection.ensure_connection(max_retries=1, timeout=timeout)
         return Check("broker", True, "reachable")
     except Exception as error:  # noqa: BLE001 - any failure is the answer
         return Check("broker", False, f"unreachable: {error} (tags are enriched once it is back)")
@@ -159,11 +159,12 @@ def check_events(session: Session, sweep_interval: int) -> list[Check]:
     ]
 
 
-def run_checks(core: Portus) -> list[Check]:
-    """Every self-check, in the order an admin would fix them."""
+def run_checks(core: Portus, timeout: float) -> list[Check]:
+    """Every self-check, in the order an admin would fix them. `timeout` bounds each request to
+    the registry and each attempt to reach the broker."""
     return [
         check_database(core.session),
-        *check_registry(core.settings, core.registry_client()),
-        check_broker(current_app.extensions["celery"]),
+        *check_registry(core.settings, core.registry_client(timeout=timeout)),
+        check_broker(current_app.extensions["celery"], timeout),
         *check_events(core.session, core.settings.sweep_interval),
     ]

@@ -39,13 +39,19 @@ class RegistryClient:
         base_url: str,
         token_for: TokenFor,
         *,
-        timeout: float = 10,
+        timeout: float = 5,
+        deadline: float | None = None,
         verify: bool | str = True,
         session: requests.Session | None = None,
     ) -> None:
+        """`timeout`: seconds for each connect and each read of an answer. `deadline`: seconds,
+        from now, that every request of this client may take together (a page a user waits for);
+        None for work in the background, which has no one waiting."""
         self.base_url = base_url.rstrip("/")
         self._token_for = token_for
         self._timeout = timeout
+        self._budget = deadline
+        self._deadline = None if deadline is None else time.monotonic() + deadline
         self._verify = verify
         self._session = session or requests.Session()
         self._tokens: dict[tuple[str, ...], tuple[float, str]] = {}
@@ -87,7 +93,7 @@ class RegistryClient:
         response = self._request(
             "GET", url, [_scope(repository, "pull")], headers={"Accept": MANIFEST_ACCEPT}
         )
-        body = _read_capped(response, url, MAX_MANIFEST_BYTES, "manifest")
+        body = _read_capped(response, url, MAX_MANIFEST_BYTES, "manifest", self._deadline)
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         digest = response.headers.get("Docker-Content-Digest", "").strip()
         if validate_digest(digest) is not None:
@@ -100,7 +106,7 @@ class RegistryClient:
             raise ValueError(error)
         url = self._url(f"/v2/{_repository(repository)}/blobs/{digest}")
         response = self._request("GET", url, [_scope(repository, "pull")])
-        return _read_capped(response, url, MAX_BLOB_BYTES, "blob")
+        return _read_capped(response, url, MAX_BLOB_BYTES, "blob", self._deadline)
 
     def delete_manifest(self, repository: str, digest: str) -> None:
         """Delete a manifest by digest, which removes every tag pointing at it."""
@@ -124,7 +130,9 @@ class RegistryClient:
         anonymous `GET /v2/` (realm, service): what the registry tells clients about us."""
         url = self._url("/v2/")
         try:
-            response = self._session.get(url, timeout=self._timeout, verify=self._verify)
+            response = self._session.get(
+                url, timeout=self._time_left("GET", url), verify=self._verify
+            )
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise RegistryUnavailable(f"GET {url}: registry unreachable: {exc}") from exc
         response.close()
@@ -136,6 +144,19 @@ class RegistryClient:
 
     def _url(self, path: str) -> str:
         return self.base_url + path
+
+    def _time_left(self, method: str, url: str) -> float:
+        """The timeout for the next connect or read: the per-request one, cut to what is left
+        of the deadline; RegistryUnavailable once the deadline has passed."""
+        if self._deadline is None:
+            return self._timeout
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise RegistryUnavailable(
+                f"{method} {url}: not sent, the {self._budget:g} s allowed for the registry "
+                "(PORTUS_REGISTRY_DEADLINE) are spent"
+            )
+        return min(self._timeout, left)
 
     def _token(self, scopes: tuple[str, ...]) -> tuple[str, bool]:
         """A token for exactly `scopes`, and whether it came from the cache."""
@@ -169,7 +190,7 @@ class RegistryClient:
             self._tokens.pop(key, None)
             response = self._send(method, url, headers, self._token(key)[0])
         if response.status_code >= 400:
-            raise _error(method, url, response)
+            raise _error(method, url, response, self._deadline)
         return response
 
     def _send(
@@ -181,7 +202,7 @@ class RegistryClient:
                 method,
                 url,
                 headers={**(headers or {}), "Authorization": f"Bearer {token}"},
-                timeout=self._timeout,
+                timeout=self._time_left(method, url),
                 verify=self._verify,
                 stream=True,
                 allow_redirects=True,
@@ -214,8 +235,11 @@ def _json(response: requests.Response, url: str) -> dict[str, object]:
     return document
 
 
-def _read_capped(response: requests.Response, url: str, limit: int, what: str) -> bytes:
-    """The body, refused above `limit`. Errors name `url`, never a redirect's signed URL."""
+def _read_capped(
+    response: requests.Response, url: str, limit: int, what: str, deadline: float | None
+) -> bytes:
+    """The body, refused above `limit`, or once past `deadline` between chunks (a steady trickle
+    never trips the read timeout). Errors name `url`, never a redirect's signed URL."""
     with response:
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
@@ -227,6 +251,8 @@ def _read_capped(response: requests.Response, url: str, limit: int, what: str) -
         total = 0
         try:
             for chunk in response.iter_content(64 * 1024):
+                if _past(deadline):
+                    raise RegistryUnavailable(f"GET {url}: the {what} came too slowly")
                 total += len(chunk)
                 if total > limit:
                     raise RegistryError(
@@ -239,13 +265,15 @@ def _read_capped(response: requests.Response, url: str, limit: int, what: str) -
         return b"".join(chunks)
 
 
-def _error(method: str, url: str, response: requests.Response) -> RegistryError:
+def _error(
+    method: str, url: str, response: requests.Response, deadline: float | None
+) -> RegistryError:
     """An error that tells an admin what was asked, what came back and why."""
     status = response.status_code
     code: str | None = None
     detail = ""
     with response:
-        raw = _read_prefix(response, _MAX_ERROR_BODY)
+        raw = _read_prefix(response, _MAX_ERROR_BODY, deadline)
     try:
         errors = json.loads(raw).get("errors")
     except (ValueError, AttributeError, RecursionError):
@@ -267,14 +295,19 @@ def _error(method: str, url: str, response: requests.Response) -> RegistryError:
     return RegistryError(message, status, code)
 
 
-def _read_prefix(response: requests.Response, limit: int) -> bytes:
-    """At most about `limit` bytes of an error body; a broken connection just ends it."""
+def _read_prefix(response: requests.Response, limit: int, deadline: float | None) -> bytes:
+    """At most about `limit` bytes of an error body; a broken connection or the deadline just
+    ends it."""
     data = b""
     try:
         for chunk in response.iter_content(8192):
             data += chunk
-            if len(data) >= limit:
+            if len(data) >= limit or _past(deadline):
                 break
     except requests.RequestException:
         pass
     return data[:limit]
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline

@@ -9,7 +9,7 @@ from flask_appbuilder import BaseView, expose, has_access
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
-from portus_fab.access.policy import Action
+from portus_fab.access.policy import Action, may_see_diagnostics
 from portus_fab.catalog import browsing, repositories
 from portus_fab.core import portus
 from portus_fab.registry.errors import RegistryError
@@ -108,16 +108,22 @@ class BrowseView(BaseView):
                 form=form,
             )
         core = portus()
+        principal = current_principal()
         try:
             repositories.delete_digests(
                 core.session,
-                core.registry_client(),
+                core.registry_client(deadline=core.settings.registry_deadline),
                 page.repository,
                 digests,
-                actor=current_principal().username,
+                actor=principal.username,
             )
         except RegistryError as error:
-            flash(f"The registry refused the delete: {error}", "danger")
+            log.warning(
+                "delete of %s %s for %s failed: %s", name, digests, principal.username, error
+            )
+            # The full error names the registry's internal URL and the HTTP library's words.
+            detail = str(error) if may_see_diagnostics(principal) else error.public_message
+            flash(f"The delete did not finish: {detail}", "danger")
             return redirect(url_for("BrowseView.repository", name=name))
         flash(f"Deleted {', '.join(f'{name}:{t}' for t in sharing)}", "success")
         if len(sharing) == len(page.tags):

@@ -186,10 +186,14 @@ def test_without_auto_migrate_a_database_behind_is_an_error_and_the_cli_fixes_it
         runner = app.test_cli_runner()
         behind = runner.invoke(args=["portus", "db", "current", "--check"])
         assert behind.exit_code == 1 and "(behind)" in behind.output
+        doctor = runner.invoke(args=["portus", "doctor"])
+        assert "FAIL database schema: at no revision" in doctor.output
+        assert "run `flask --app run portus db upgrade`" in doctor.output
         upgraded = runner.invoke(args=["portus", "db", "upgrade"])
         assert upgraded.exit_code == 0, upgraded.output
         assert "(up to date)" in upgraded.output
         assert runner.invoke(args=["portus", "db", "current", "--check"]).exit_code == 0
+        assert "ok   database schema: at " in runner.invoke(args=["portus", "doctor"]).output
         stamped = runner.invoke(args=["portus", "db", "stamp", "nonesuch"])
         assert stamped.exit_code == 1 and "nonesuch" in stamped.output
         app.appbuilder.session.remove()

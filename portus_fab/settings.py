@@ -52,6 +52,16 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("PORTUS_HOST", "127.0.0.1", str, "where `python run.py` listens"),
     SettingSpec("PORTUS_PORT", str(DEFAULT_PORT), int, "port `python run.py` listens on"),
     SettingSpec(
+        "PORTUS_WEB_WORKERS", "2", int, "gunicorn worker processes `python run.py` serves with"
+    ),
+    SettingSpec(
+        "PORTUS_WEB_THREADS",
+        "1",
+        int,
+        "threads per worker: 1 is gunicorn's sync worker (fastest for tokens), more a gthread "
+        "worker (holds up better when requests wait on a slow registry)",
+    ),
+    SettingSpec(
         "PORTUS_PUBLIC_URL",
         None,
         str,
@@ -97,9 +107,10 @@ SPECS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec(
         "PORTUS_TOKEN_ALGORITHM",
-        "RS256",
+        "ES256",
         str,
-        "key type generated when no key is configured: RS256 or ES256 (ten times cheaper)",
+        "key type generated when no key is configured: ES256 (EC P-256) or RS256 (RSA 2048, "
+        "ten times costlier to sign); a key already in the data dir is kept",
     ),
     SettingSpec(
         "PORTUS_WEBHOOK_SECRET",
@@ -202,11 +213,17 @@ def _raw(config: Mapping[str, Any], name: str, default: str | None) -> Any:
     return value
 
 
+def make_data_dir(data_dir: str | os.PathLike[str]) -> None:
+    """Create the data dir, if missing, for its owner only: it holds the database, the signing
+    key and the secrets. A directory that exists keeps the mode its administrator gave it."""
+    Path(data_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
 def persistent_secret(data_dir: str | os.PathLike[str], name: str) -> str:
     """A random secret created on first use and kept (owner-readable only) in the data dir."""
     path = Path(data_dir) / name
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_data_dir(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(48))
@@ -219,6 +236,8 @@ class Settings:
     database_url: str
     host: str
     port: int
+    web_workers: int
+    web_threads: int
     public_url: str
     registry_url: str
     registry_ca: str | None
@@ -268,6 +287,9 @@ class Settings:
         registry_url = value["PORTUS_REGISTRY_URL"].rstrip("/")
         if value["PORTUS_TOKEN_TTL"] < 60:
             raise ValueError("PORTUS_TOKEN_TTL must be at least 60 seconds (registry leeway)")
+        for name in ("PORTUS_WEB_WORKERS", "PORTUS_WEB_THREADS"):
+            if value[name] < 1:
+                raise ValueError(f"{name} must be at least 1")
         # No time at all would fail every request: a mistake, not a setting.
         bounds = ("PORTUS_REGISTRY_TIMEOUT", "PORTUS_REGISTRY_DEADLINE", "PORTUS_HEALTH_TIMEOUT")
         for name in bounds:
@@ -278,6 +300,8 @@ class Settings:
             database_url=value["PORTUS_DATABASE_URL"] or f"sqlite:///{data_dir / 'portus.db'}",
             host=host,
             port=port,
+            web_workers=value["PORTUS_WEB_WORKERS"],
+            web_threads=value["PORTUS_WEB_THREADS"],
             public_url=(value["PORTUS_PUBLIC_URL"] or f"http://{host}:{port}").rstrip("/"),
             registry_url=registry_url,
             registry_ca=value["PORTUS_REGISTRY_CA"],
@@ -308,7 +332,7 @@ class Settings:
 def flask_config_from_environment() -> dict[str, Any]:
     """The Flask settings a standalone app derives from PORTUS_* (used by config.py)."""
     settings = Settings.load({})
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_data_dir(settings.data_dir)
     return {
         "SQLALCHEMY_DATABASE_URI": settings.database_url,
         "SECRET_KEY": os.environ.get("PORTUS_SECRET_KEY")

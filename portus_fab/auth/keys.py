@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from portus_fab.settings import make_data_dir
+
 KEY_FILE = "token_signing.key"
 CERT_FILE = "token_signing.crt"
 _EC_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
@@ -88,12 +90,12 @@ def load_signing_key(key_path: Path, cert_path: Path) -> SigningKey:
     return SigningKey(private_key, certificate)
 
 
-GENERATED_ALGORITHMS = ("RS256", "ES256")
+GENERATED_ALGORITHMS = ("ES256", "RS256")
 
 
-def generate_signing_key(common_name: str, algorithm: str = "RS256") -> SigningKey:
-    """A new key and self-signed certificate. RS256 (RSA 2048) is what every registry accepts;
-    ES256 (P-256) signs about ten times faster, for instances that issue many tokens."""
+def generate_signing_key(common_name: str, algorithm: str = "ES256") -> SigningKey:
+    """A new key and self-signed certificate. ES256 (P-256) signs about ten times faster than
+    RS256 (RSA 2048), which caps tokens/s; registry 2.8 and 3 accept both."""
     if algorithm == "ES256":
         private_key: SigningPrivateKey = ec.generate_private_key(ec.SECP256R1())
     elif algorithm == "RS256":
@@ -116,14 +118,22 @@ def generate_signing_key(common_name: str, algorithm: str = "RS256") -> SigningK
     return SigningKey(private_key, certificate)
 
 
+def _write_owner_only(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
 def load_or_generate(
     data_dir: Path,
     common_name: str,
     key_path: str | None = None,
     cert_path: str | None = None,
-    algorithm: str = "RS256",
+    algorithm: str = "ES256",
 ) -> SigningKey:
-    """Configured key and certificate, else the ones generated into the data dir on first start."""
+    """Configured key and certificate, else the ones generated into the data dir on first start.
+    `algorithm` only says what to generate: a key already in the data dir is kept, whatever it is,
+    so that the registries which trust its certificate go on accepting tokens."""
     if key_path or cert_path:
         if not (key_path and cert_path):
             raise ValueError("set both PORTUS_TOKEN_KEY and PORTUS_TOKEN_CERT, or neither")
@@ -132,7 +142,7 @@ def load_or_generate(
     if key_file.exists() and cert_file.exists():
         return load_signing_key(key_file, cert_file)
     key = generate_signing_key(common_name, algorithm)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    make_data_dir(data_dir)
     pem = key.private_key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -140,11 +150,11 @@ def load_or_generate(
     )
     # Write-then-rename so that two processes starting together never read half a key.
     tmp = key_file.with_name(f"{key_file.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
+    _write_owner_only(tmp, pem)
     cert_tmp = cert_file.with_name(f"{cert_file.name}.{os.getpid()}.tmp")
-    cert_tmp.write_bytes(key.certificate_pem)
+    # The certificate is public, but kept like every file of the data dir: a registry running as
+    # another user gets its own copy (`portus registry-config --write-cert`).
+    _write_owner_only(cert_tmp, key.certificate_pem)
     if key_file.exists():  # another process won the race: use its key
         tmp.unlink()
         cert_tmp.unlink()

@@ -71,6 +71,8 @@ def registry_config(write_cert: Path | None, full: bool, storage: str, listen: s
     if write_cert:
         write_cert.parent.mkdir(parents=True, exist_ok=True)
         write_cert.write_bytes(core.signing_key.certificate_pem)
+        # For the registry, often another user; the standalone app's umask would keep it private.
+        write_cert.chmod(0o644)
     settings = core.settings
     if full:
         config = complete_config(

@@ -27,6 +27,7 @@ from portus_fab.auth.keys import (
     load_signing_key,
 )
 from portus_fab.auth.tokens import NOT_BEFORE_SECONDS, issue_token
+from portus_fab.settings import Settings
 
 # Generated once with `openssl genrsa 2048` and `openssl ecparam -name prime256v1 -genkey`.
 RSA_PEM = b"""\
@@ -180,7 +181,7 @@ def test_load_or_generate_writes_owner_only_key_and_reuses_it(tmp_path: Path) ->
     key_file, cert_file = data_dir / KEY_FILE, data_dir / CERT_FILE
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert cert_file.read_bytes() == first.certificate_pem
-    assert first.algorithm == "RS256"
+    assert first.algorithm == "ES256"
     assert not list(data_dir.glob("*.tmp"))
     key_bytes = key_file.read_bytes()
 
@@ -191,6 +192,56 @@ def test_load_or_generate_writes_owner_only_key_and_reuses_it(tmp_path: Path) ->
     assert first.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == (
         "portus.test"
     )
+
+
+def generated_with(data_dir: Path, configured: str | None) -> SigningKey:
+    """The key the app starts with on `data_dir`, given PORTUS_TOKEN_ALGORITHM (None: unset)."""
+    config = {"PORTUS_DATA_DIR": str(data_dir), "PORTUS_WEBHOOK_SECRET": "x"}
+    settings = Settings.load(
+        config | ({"PORTUS_TOKEN_ALGORITHM": configured} if configured else {})
+    )
+    return load_or_generate(settings.data_dir, "portus.test", algorithm=settings.token_algorithm)
+
+
+@pytest.mark.parametrize(
+    ("configured", "algorithm", "key_type"),
+    [
+        (None, "ES256", ec.EllipticCurvePrivateKey),  # the default
+        ("RS256", "RS256", rsa.RSAPrivateKey),
+        ("rs256", "RS256", rsa.RSAPrivateKey),
+        ("ES256", "ES256", ec.EllipticCurvePrivateKey),
+    ],
+)
+def test_new_keys_follow_the_setting_es256_by_default(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    configured: str | None,
+    algorithm: str,
+    key_type: type,
+) -> None:
+    monkeypatch.delenv("PORTUS_TOKEN_ALGORITHM", raising=False)
+    key = generated_with(tmp_path, configured)
+    assert key.algorithm == algorithm
+    assert isinstance(key.private_key, key_type)
+    if isinstance(key.private_key, ec.EllipticCurvePrivateKey):
+        assert key.private_key.curve.name == "secp256r1"  # P-256
+    else:
+        assert key.private_key.key_size == 2048
+    assert load_signing_key(tmp_path / KEY_FILE, tmp_path / CERT_FILE).kid == key.kid
+
+
+@pytest.mark.parametrize("configured", [None, "ES256"])
+def test_an_rsa_key_in_the_data_dir_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, configured: str | None
+) -> None:
+    """Registries trust the certificate of the key they were set up with: a new default, or a
+    changed setting, must not replace it."""
+    monkeypatch.delenv("PORTUS_TOKEN_ALGORITHM", raising=False)
+    existing = load_or_generate(tmp_path, "portus.test", algorithm="RS256")
+    key_bytes = (tmp_path / KEY_FILE).read_bytes()
+    kept = generated_with(tmp_path, configured)
+    assert (kept.algorithm, kept.kid) == ("RS256", existing.kid)
+    assert (tmp_path / KEY_FILE).read_bytes() == key_bytes
 
 
 def test_load_or_generate_uses_configured_pair(

@@ -45,6 +45,8 @@ def enrich(session: Session, client: RegistryClient, repository: str, digest: st
         session.rollback()
         raise
     except (RegistryError, OperationalError) as error:
+        # describe_digest lets through only a refused token (401, 403); OperationalError is a
+        # lost connection, a lock, a deadlock: the database's state, not this row's.
         session.rollback()
         log.warning("%s@%s stays waiting: %s", repository, digest, error)
         return 0

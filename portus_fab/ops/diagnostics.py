@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 
 from celery import Celery
 from flask import current_app
-from sqlalchemy import func, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
+from portus_fab import migrations
 from portus_fab.catalog.events import PENDING
 from portus_fab.models import RegistryEventRecord, Repository, Tag
 from portus_fab.models.namespaces import utcnow
@@ -37,6 +38,17 @@ def check_database(session: Session) -> Check:
     except Exception as error:  # noqa: BLE001 - any failure is the answer
         session.rollback()
         return Check("database", False, f"unreachable: {error}")
+
+
+def check_schema(engine: Engine) -> Check:
+    """The schema is the code's (behind it only when PORTUS_AUTO_MIGRATE is off)."""
+    try:
+        schema = migrations.status(engine)
+    except Exception as error:  # noqa: BLE001 - any failure is the answer
+        return Check("database schema", False, f"unreadable: {error}")
+    if schema.state is migrations.State.BEHIND:
+        return Check("database schema", False, f"{schema}: run `flask --app run portus db upgrade`")
+    return Check("database schema", True, str(schema))
 
 
 def check_registry(settings: Settings, client: RegistryClient) -> list[Check]:
@@ -164,7 +176,9 @@ def run_checks(core: Portus, timeout: float) -> list[Check]:
     the registry and each attempt to reach the broker."""
     return [
         check_database(core.session),
+        schema := check_schema(core.session.get_bind()),
         *check_registry(core.settings, core.registry_client(timeout=timeout)),
         check_broker(current_app.extensions["celery"], timeout),
-        *check_events(core.session, core.settings.sweep_interval),
+        # Behind the code's schema, the tables the event checks count may not exist yet.
+        *(check_events(core.session, core.settings.sweep_interval) if schema.ok else []),
     ]

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from limits import parse_many
+
 DEFAULT_PORT = 5080
 
 
@@ -22,6 +24,14 @@ def _bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
     return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _rate_limit(value: Any) -> str | None:
+    text = str(value).strip()
+    if text.lower() == "off":
+        return None
+    parse_many(text)  # a typo must stop the app, not leave sign-in unlimited
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +211,13 @@ SPECS: tuple[SettingSpec, ...] = (
         _bool,
         "anonymous visitors may browse public repositories",
     ),
+    SettingSpec(
+        "PORTUS_LOGIN_RATE_LIMIT",
+        "10 per minute",
+        _rate_limit,
+        "failed sign-ins allowed from one address, in Flask-Limiter's notation, before sign-in "
+        "answers 429 (`off`: no limit)",
+    ),
 )
 
 SETTING_NAMES = frozenset(spec.name for spec in SPECS)
@@ -261,6 +278,7 @@ class Settings:
     auto_migrate: bool
     user_role: str
     anonymous_browse: bool
+    login_rate_limit: str | None
 
     @property
     def token_realm(self) -> str:
@@ -326,6 +344,7 @@ class Settings:
             auto_migrate=value["PORTUS_AUTO_MIGRATE"],
             user_role=value["PORTUS_USER_ROLE"],
             anonymous_browse=value["PORTUS_ANONYMOUS_BROWSE"],
+            login_rate_limit=value["PORTUS_LOGIN_RATE_LIMIT"],
         )
 
 

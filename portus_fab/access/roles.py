@@ -14,10 +14,24 @@ BROWSE = [
     ("menu_access", "Explore"),
 ]
 
+# FAB's own-account screens (AUTH_DB): see one's user info, change one's password and name.
+# FAB's `userinfo`, `resetmypassword` and `userinfoedit` act on the signed-in user only, whatever
+# the id in the URL; no permission here lists or shows other users.
+OWN_ACCOUNT = [
+    ("can_userinfo", "UserDBModelView"),
+    ("resetmypassword", "UserDBModelView"),
+    ("userinfoedit", "UserDBModelView"),
+    ("can_this_form_get", "ResetMyPasswordView"),
+    ("can_this_form_post", "ResetMyPasswordView"),
+    ("can_this_form_get", "UserInfoEditView"),
+    ("can_this_form_post", "UserInfoEditView"),
+]
+
 # Everyone logged in: browse; manage what they own (rows filtered by the policy); delete
 # through the browse pages (allowed per repository by the policy).
 USER = [
     *BROWSE,
+    *OWN_ACCOUNT,
     ("can_delete", "BrowseView"),
     ("can_list", "NamespaceView"),
     ("can_show", "NamespaceView"),

@@ -7,6 +7,8 @@ from pathlib import Path
 from flask import Blueprint, Flask
 from flask_appbuilder import AppBuilder
 
+from portus_fab.core import EXTENSION
+from portus_fab.views import hardening
 from portus_fab.views.admin import register_admin_views
 from portus_fab.views.browse import BrowseView
 from portus_fab.views.health import health_blueprint
@@ -20,14 +22,15 @@ templates_blueprint = Blueprint(
     template_folder=str(Path(__file__).resolve().parent.parent / "templates"),
 )
 
+# The protocol surfaces the registry and its clients call: no browser session, no CSRF token.
+REGISTRY_BLUEPRINTS = (token_blueprint, webhook_blueprint, health_blueprint)
+
 
 def register_views(appbuilder: AppBuilder, app: Flask) -> None:
+    csrf = hardening.install(appbuilder, app, app.extensions[EXTENSION].settings)
     app.register_blueprint(templates_blueprint)
     appbuilder.add_view(BrowseView, "Explore", icon="fa-search")
     register_admin_views(appbuilder)
-    for blueprint in (token_blueprint, webhook_blueprint, health_blueprint):
+    for blueprint in REGISTRY_BLUEPRINTS:
         app.register_blueprint(blueprint)
-        # The registry and docker clients call without a browser session: no CSRF token to send.
-        csrf = app.extensions.get("csrf")
-        if csrf is not None:
-            csrf.exempt(blueprint)
+        csrf.exempt(blueprint)

@@ -83,7 +83,8 @@ def _push(stack: Stack, source: str, reference: str, *, all_images: bool = False
 @pytest.fixture(scope="module")
 def world(template_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     workdir = tmp_path_factory.mktemp("browser")
-    for stack in start_stack(template_dir, workdir):
+    # CSRF on, as in production (tests/conftest.py turns it off for the test client's tests).
+    for stack in start_stack(template_dir, workdir, WTF_CSRF_ENABLED=True):
         with stack.app.app_context():
             for (name, password), admin in ((ALICE, False), (BOB, False), (ADMIN, True)):
                 add_user(stack.app, name, password, admin=admin)

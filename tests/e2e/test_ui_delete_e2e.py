@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from portus_fab.models import Activity, Repository, Tag
 from tests.conftest import add_user
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import Stack, start_stack
 from tests.support.oci import build_image_layout
+from tests.support.routes import csrf_token
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 
 
-def _login(stack: Stack, username: str) -> object:
+@pytest.fixture(scope="module")
+def stack(template_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """CSRF on, as in production: every form below posts its token, as the browser would."""
+    yield from start_stack(template_dir, tmp_path_factory.mktemp("stack"), WTF_CSRF_ENABLED=True)
+
+
+def _login(stack: Stack, username: str) -> FlaskClient:
     client = stack.app.test_client()
-    answer = client.post("/login/", data={"username": username, "password": "pw"})
+    token = csrf_token(client.get("/login/").get_data(as_text=True))
+    answer = client.post(
+        "/login/", data={"username": username, "password": "pw", "csrf_token": token}
+    )
     assert answer.status_code == 302
     return client
 
@@ -58,7 +70,12 @@ def test_owner_deletes_a_tag_and_every_tag_on_its_digest(stack: Stack, tmp_path:
     page = confirmation.get_data(as_text=True)
     assert "olga/app:v1" in page and "olga/app:same" in page and "olga/app:keep" not in page
 
-    done = owner.post("/registry/delete/olga/app", data={"tag": "v1"})
+    forged = owner.post("/registry/delete/olga/app", data={"tag": "v1"})
+    assert forged.status_code == 400  # no CSRF token: nothing deleted
+    assert _tags(stack, "olga/app") == {"v1", "same", "keep"}
+    done = owner.post(
+        "/registry/delete/olga/app", data={"tag": "v1", "csrf_token": csrf_token(page)}
+    )
     assert done.status_code == 302
     listed = client.list_tags("olga/app", creds=("olga", "pw"))
     assert listed.returncode == 0

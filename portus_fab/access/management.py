@@ -26,7 +26,11 @@ from portus_fab.registry.names import NAMESPACE_MAX, is_registry_host, slugify_n
 # A registry path component without dots: docker reads a first component with a dot as a
 # registry host ("my.team/app" would be pulled from the host "my.team").
 NAMESPACE_NAME_RE = re.compile(r"[a-z0-9]+(?:(?:_|__|-+)[a-z0-9]+)*")
-TEAM_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,127}")
+TEAM_NAME_MAX = 128
+TEAM_NAME_RE = re.compile(rf"[A-Za-z0-9][A-Za-z0-9 ._-]{{0,{TEAM_NAME_MAX - 1}}}")
+# Descriptions are a few paragraphs shown on the explore and repository pages; their columns are
+# unbounded TEXT, so without a limit one form post could store megabytes.
+DESCRIPTION_MAX = 2000
 
 
 class ManagementError(ValueError):
@@ -67,6 +71,12 @@ def parse_role(role: str) -> Role:
         raise ManagementError(f"unknown role {role!r}: viewer, contributor or owner") from None
 
 
+def validate_description(text: str | None) -> str | None:
+    if text is not None and len(text) > DESCRIPTION_MAX:
+        return f"a description has at most {DESCRIPTION_MAX} characters, not {len(text)}"
+    return None
+
+
 def check(problem: str | None) -> None:
     """Raise the rule a validator says is broken, if any."""
     if problem:
@@ -104,6 +114,7 @@ def create_namespace(
 ) -> Namespace:
     check(validate_namespace_name(name))
     check(validate_visibility(kind, visibility))
+    check(validate_description(description))
     if session.scalar(select(Namespace.id).where(Namespace.name == name)) is not None:
         raise ManagementError(f"a namespace named {name!r} already exists")
     namespace = Namespace(
@@ -143,6 +154,8 @@ def ensure_global_namespace(session: Session) -> Namespace:
 
 
 def validate_team_name(name: str) -> str | None:
+    if len(name or "") > TEAM_NAME_MAX:  # said first: the message below repeats the name
+        return f"a team name has at most {TEAM_NAME_MAX} characters"
     if not TEAM_NAME_RE.fullmatch(name or ""):
         return (
             f"invalid team name {name!r}: letters, digits, space, '.', '_' and '-', "
@@ -153,6 +166,7 @@ def validate_team_name(name: str) -> str | None:
 
 def create_team(session: Session, name: str, description: str = "") -> Team:
     check(validate_team_name(name))
+    check(validate_description(description))
     if session.scalar(select(Team.id).where(Team.name == name)) is not None:
         raise ManagementError(f"a team named {name!r} already exists")
     team = Team(name=name, description=description)

@@ -19,12 +19,15 @@ from flask_appbuilder.fieldwidgets import (
 )
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_appbuilder.security.registerviews import RegisterUserDBView
 from flask_appbuilder.security.sqla.models import User
+from flask_appbuilder.security.views import UserInfoEditView
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 from wtforms import SelectField, StringField, TextAreaField
-from wtforms.validators import InputRequired, Optional, ValidationError
+from wtforms.fields.core import UnboundField
+from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
 from portus_fab.access import management, policy
 from portus_fab.models import (
@@ -101,6 +104,7 @@ def _choice(enum_class: type[Any], label: str) -> Any:
 
 
 VISIBILITY_FIELD = {"visibility": _choice(Visibility, "Visibility")}
+DESCRIPTION_LIMIT = _raise_as_form_error(management.validate_description)
 ROLE_FIELD = {"role": _choice(Role, "Role")}
 
 
@@ -114,16 +118,24 @@ class ExactNameField(StringField):
         label: str,
         find: Callable[[Session, str], Any],
         name_of: Callable[[Any], str],
+        max_length: int,
         **kwargs: Any,
     ) -> None:
         super().__init__(label, widget=BS3TextFieldWidget(), **kwargs)
         self.find = find
         self.name_of = name_of
+        self.max_length = max_length
         self.typed: str | None = None
 
     def process_formdata(self, valuelist: list[Any]) -> None:
         self.typed = str(valuelist[0]).strip() if valuelist else ""
         self.data = None
+        if len(self.typed) > self.max_length:
+            # No row has a longer name; nor is a long text looked up, or repeated in the error.
+            self.typed = self.typed[: self.max_length]
+            raise ValueError(
+                f"a {self.label.text.lower()} name has at most {self.max_length} characters"
+            )
         if self.typed:
             # A ManagementError is a ValueError: WTForms shows it as the field's error.
             self.data = self.find(current_app.appbuilder.session, self.typed)
@@ -139,6 +151,7 @@ def _username_field(description: str, *validators: Any) -> ExactNameField:
         "User",
         management.find_user,
         lambda user: user.username,
+        User.__table__.c.username.type.length,
         description=description,
         validators=list(validators),
     )
@@ -177,7 +190,7 @@ class NamespaceView(OwnValidatorsMixin, ModelView):
         # Optional, though the column is NOT NULL: an empty description is stored as "".
         "description": TextAreaField(
             "Description",
-            validators=[Optional()],
+            validators=[Optional(), DESCRIPTION_LIMIT],
             filters=[lambda text: text or ""],
             widget=BS3TextAreaFieldWidget(),
         ),
@@ -215,6 +228,7 @@ class GrantView(ModelView):
             "Team",
             management.find_team,
             lambda team: team.name,
+            Team.__table__.c.name.type.length,
             description="The exact team name; leave empty for a user grant.",
         ),
     }
@@ -312,7 +326,10 @@ class TeamView(OwnValidatorsMixin, ModelView):
     base_order = ("name", "asc")
     base_filters = [["id", PolicyFilter, lambda: policy.managed_teams(current_principal())]]
     # A duplicate name is caught by FAB's own Unique validator on this unique column.
-    validators_columns = {"name": [_raise_as_form_error(management.validate_team_name)]}
+    validators_columns = {
+        "name": [_raise_as_form_error(management.validate_team_name)],
+        "description": [DESCRIPTION_LIMIT],
+    }
     related_views = [TeamMemberView]
 
 
@@ -320,7 +337,7 @@ def _visible_repositories() -> ColumnElement[bool]:
     return Repository.namespace_id.in_(_visible_namespace_ids())
 
 
-class RepositoryView(ModelView):
+class RepositoryView(OwnValidatorsMixin, ModelView):
     """Read-only: the registry is the source of truth. Deleting goes through the browse pages,
     which delete in the registry itself."""
 
@@ -341,6 +358,7 @@ class RepositoryView(ModelView):
     base_order = ("name", "asc")
     base_permissions = ["can_list", "can_show", "can_edit"]
     base_filters = [["id", PolicyFilter, _visible_repositories]]
+    validators_columns = {"description": [DESCRIPTION_LIMIT]}
     # The search form's choices are rows too: no hidden namespace names.
     search_form_query_rel_fields = {
         "namespace": [
@@ -443,6 +461,32 @@ class ActivityView(ModelView):
     base_permissions = ["can_list", "can_show"]
 
 
+# The user's own texts in FAB's forms for editing one's details and for self-registration.
+USER_TEXT_COLUMNS = ("username", "first_name", "last_name", "email")
+
+
+def _with_column_lengths(form: type[Any]) -> type[Any]:
+    """The form with each user text field limited to its column's length: FAB sets none on
+    these forms, and only PostgreSQL enforces the columns' - with a 500."""
+    fields = {}
+    for name in USER_TEXT_COLUMNS:
+        unbound = getattr(form, name, None)
+        if isinstance(unbound, UnboundField):
+            limit = Length(max=User.__table__.c[name].type.length)
+            validators = [*unbound.kwargs.get("validators", []), limit]
+            fields[name] = unbound.field_class(
+                *unbound.args, **{**unbound.kwargs, "validators": validators}
+            )
+    return type(form.__name__, (form,), fields)
+
+
+def limit_user_forms(appbuilder: Any) -> None:
+    """FAB registers its security views before the add-ons: they exist here."""
+    for view in appbuilder.baseviews:
+        if isinstance(view, UserInfoEditView | RegisterUserDBView):
+            view.form = _with_column_lengths(view.form)
+
+
 def register_admin_views(appbuilder: Any) -> None:
     category = "Registry"
     appbuilder.add_view(NamespaceView, "Namespaces", icon="fa-folder", category=category)
@@ -453,5 +497,6 @@ def register_admin_views(appbuilder: Any) -> None:
     appbuilder.add_view(TagView, "Tags", icon="fa-tag", category=category)
     appbuilder.add_view(ActivityView, "Activity", icon="fa-history", category=category)
     appbuilder.add_view(RegistryEventView, "Registry events", icon="fa-bell", category=category)
+    limit_user_forms(appbuilder)
     # For FAB's security views and APIs too: they parse their parameters the same way.
     install_parameter_checks(current_app._get_current_object(), appbuilder)

@@ -54,8 +54,8 @@ class BadParameter(Exception):
 
 
 def install_parameter_checks(app: Flask, appbuilder: Any) -> None:
-    """Check every request routed to a FAB view; views are looked up when first needed, since
-    FAB registers its security views after the add-ons'."""
+    """Check every request routed to a FAB view; views are looked up when first needed, so
+    that views a host app adds after the add-ons are checked too."""
     views: dict[str, AbstractViewApi] = {}
     by_class: dict[str, AbstractViewApi] = {}
 

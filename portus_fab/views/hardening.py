@@ -103,6 +103,8 @@ def _limit_failed_sign_ins(appbuilder: AppBuilder, app: Flask, settings: Setting
         # FAB initialised its limiter disabled (RATELIMIT_ENABLED defaults to False).
         app.config["RATELIMIT_ENABLED"] = True
         app.config.setdefault("RATELIMIT_STORAGE_URI", _limiter_storage(settings.broker_url))
+        # Redis down must not stop every sign-in: count in this process's memory meanwhile.
+        app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
         limiter.init_app(app)
     rate = settings.login_rate_limit
     auth_view = getattr(appbuilder.sm, "auth_view", None)

@@ -1,5 +1,6 @@
 """With a Redis broker, the failed sign-ins of every process count together: two apps (as two
-gunicorn workers would be) over one real Redis share one limit."""
+gunicorn workers would be) over one real Redis share one limit; without Redis, each process
+counts on its own rather than refusing every sign-in."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ pytestmark = pytest.mark.e2e
 
 LIMIT = 4
 ATTACKER = "203.0.113.21"
+COLLEAGUE = "203.0.113.22"
 
 
 def worker(template_dir: Path, data_dir: Path, broker: str) -> Flask:
@@ -52,3 +54,11 @@ def test_two_processes_share_one_count(template_dir: Path, tmp_path: Path) -> No
         assert answers == [302] * LIMIT  # each back to the sign-in form
         assert sign_in_status(clients[0], "pw") == 429
         assert sign_in_status(clients[1], "pw") == 429
+    # Redis is gone: sign-in still works, and each process still limits in its own memory.
+    colleague = first.test_client()
+    colleague.environ_base["REMOTE_ADDR"] = COLLEAGUE
+    assert sign_in_status(colleague, "pw") == 302
+    colleague = first.test_client()
+    colleague.environ_base["REMOTE_ADDR"] = COLLEAGUE
+    assert [sign_in_status(colleague, "guess") for _ in range(LIMIT)] == [302] * LIMIT
+    assert sign_in_status(colleague, "pw") == 429

@@ -11,6 +11,7 @@ from portus_fab.access.management import ensure_global_namespace, ensure_policy_
 from portus_fab.core import EXTENSION, Portus
 from portus_fab.migrations import prepare_schema
 from portus_fab.models import sqlite
+from portus_fab.models.transaction import transaction
 from portus_fab.tasks import celery_init_app, enqueue_enrich
 
 
@@ -32,9 +33,9 @@ class PortusManager(BaseManager):
             sqlite.tune(engine)
         if not prepare_schema(engine, migrate=settings.auto_migrate):
             return  # the error is logged; `flask portus db upgrade` still works
-        ensure_policy_epoch(session)
-        ensure_global_namespace(session)
-        session.commit()
+        with transaction(session):
+            ensure_policy_epoch(session)
+            ensure_global_namespace(session)
 
     def register_views(self) -> None:
         from portus_fab.cli import portus_cli

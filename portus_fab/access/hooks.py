@@ -4,6 +4,8 @@
   `flask fab create-user`, self-registration, LDAP and OAuth) gets its personal namespace or loses
   its rights. FAB's signals only fire from `sm.add_user`, so these listen on the ORM mapper.
 - The policy epoch: any flush that can change a policy decision bumps it (portus_fab.models.epoch).
+- The audit record of every change to namespaces, teams, members and grants
+  (portus_fab.audit.changes).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from portus_fab.access.management import create_personal_namespace
 from portus_fab.access.policy import INTERNAL_IDENTITY
+from portus_fab.audit import changes
 from portus_fab.models import Namespace, PolicyEpoch, Team, TeamMember
 from portus_fab.models.epoch import EPOCH_ROW
 from portus_fab.models.namespaces import Grant
@@ -56,6 +59,7 @@ def install() -> None:
             event.listen(User, name, listener, propagate=True)
     if not event.contains(Session, "after_flush", _bump_policy_epoch):
         event.listen(Session, "after_flush", _bump_policy_epoch)
+    changes.install()
 
 
 # Changes to these can change a decision of the policy (who is admin, who holds which role).

@@ -6,6 +6,10 @@ It answers two questions that must always agree:
 - `Policy.visible_namespaces(principal)`: the namespaces whose repositories the principal may pull,
   as a SQL condition every list, page, search and API answer filters with.
 
+And two more that agree the same way: who may manage a namespace or a team
+(`Policy.manage_namespace`, `Policy.manage_team`, decided by `decide_manage`) and the rows the
+management screens show (`managed_namespaces`, `managed_teams`).
+
 The decision itself (`decide`) is a pure function of plain facts so that the rights table can be
 tested without a database; the methods of `Policy` only gather those facts.
 """
@@ -199,6 +203,41 @@ def team_role(grant_role: Role, member_role: Role) -> Role:
     return min(grant_role, member_role, key=lambda r: r.rank)
 
 
+class Manageable(enum.StrEnum):
+    """What a principal may manage: a namespace (its description, visibility, grants and its
+    repositories' descriptions) or a team (its description and members)."""
+
+    NAMESPACE = "namespace"
+    TEAM = "team"
+
+
+@dataclass(frozen=True, slots=True)
+class ManageDecision:
+    what: Manageable
+    allowed: bool
+    reason: str
+
+
+def decide_manage(principal: Principal, what: Manageable, role: Role | None) -> ManageDecision:
+    """May the principal manage a namespace or a team? Pure. `role` is its effective role on the
+    namespace (`effective_role` of its sources: a team grant counts as owner only for the
+    team's owners) or its role in the team. A credential with a ceiling never manages: a
+    ceiling limits what a token may do to images, and managing gives rights to others."""
+    if not principal.active:
+        return ManageDecision(what, False, "the account is disabled")
+    if principal.ceiling is not None:
+        return ManageDecision(what, False, f"this {principal.kind} may not manage a {what}")
+    if principal.is_anonymous:
+        return ManageDecision(what, False, f"log in to manage a {what}")
+    if principal.is_admin:
+        return ManageDecision(what, True, "admin")
+    if role == Role.OWNER:
+        return ManageDecision(what, True, f"owner of the {what}")
+    if role is None:
+        return ManageDecision(what, False, f"no role on the {what}: its owners manage it")
+    return ManageDecision(what, False, f"role {role} may not manage the {what}: needs owner")
+
+
 def decide(
     principal: Principal,
     repository: str,
@@ -334,6 +373,22 @@ class Policy:
                 )
         return tuple(sorted(sources, key=lambda s: (-s.role.rank, s.via)))
 
+    def manage_namespace(self, principal: Principal, namespace_id: int) -> ManageDecision:
+        sources: tuple[RoleSource, ...] = ()
+        if principal.user_id is not None:
+            sources = self.role_sources(principal.user_id, namespace_id)
+        return decide_manage(principal, Manageable.NAMESPACE, effective_role(sources))
+
+    def manage_team(self, principal: Principal, team_id: int) -> ManageDecision:
+        role = None
+        if principal.user_id is not None:
+            role = self.session.scalar(
+                select(TeamMember.role).where(
+                    TeamMember.team_id == team_id, TeamMember.user_id == principal.user_id
+                )
+            )
+        return decide_manage(principal, Manageable.TEAM, role)
+
     @staticmethod
     def visible_namespaces(principal: Principal) -> ColumnElement[bool]:
         """SQL condition on Namespace: the namespaces whose repositories the principal may pull.
@@ -376,9 +431,10 @@ def visible_namespace_ids(principal: Principal) -> Select[tuple[int]]:
 
 def managed_namespaces(principal: Principal) -> ColumnElement[bool]:
     """SQL condition on Namespace: where the principal may change description, visibility and
-    grants - admins everywhere, others where their effective role is owner (mirrors `decide`:
-    a team grant counts as owner only for the team's owners)."""
-    if not principal.active or principal.is_anonymous:
+    grants - admins everywhere, others where their effective role is owner (mirrors
+    `decide_manage`: a team grant counts as owner only for the team's owners; never with a
+    ceiling)."""
+    if not principal.active or principal.is_anonymous or principal.ceiling is not None:
         return false()
     if principal.is_admin:
         return true()
@@ -398,8 +454,9 @@ def managed_namespaces(principal: Principal) -> ColumnElement[bool]:
 
 
 def managed_teams(principal: Principal) -> ColumnElement[bool]:
-    """SQL condition on Team: the teams whose members the principal may manage."""
-    if not principal.active or principal.is_anonymous:
+    """SQL condition on Team: the teams whose members the principal may manage (mirrors
+    `decide_manage`)."""
+    if not principal.active or principal.is_anonymous or principal.ceiling is not None:
         return false()
     if principal.is_admin:
         return true()

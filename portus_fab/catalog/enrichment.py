@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from portus_fab.catalog import repositories
 from portus_fab.models.namespaces import utcnow
+from portus_fab.models.transaction import transaction
 from portus_fab.registry.client import RegistryClient
 from portus_fab.registry.errors import RegistryError, RegistryUnavailable
 from portus_fab.registry.manifests import Undescribable, describe_digest
@@ -32,36 +33,34 @@ def enrich(session: Session, client: RegistryClient, repository: str, digest: st
     is recorded as failed, with the reason, on its tags, and the sweep leaves it alone. Raises
     RegistryUnavailable when the registry cannot be reached, so that the task is retried. When
     the fault is no digest's (the registry refuses our tokens, the database is unreachable) the
-    tags stay waiting and the sweep sends them again."""
+    tags stay waiting and the sweep sends them again.
+
+    Each digest is a transaction of its own (so is recording its failure): that is what lets
+    one digest fail alone. The task that loops over digests owns no transaction."""
     try:
-        details = describe_digest(
-            digest,
-            lambda child: _manifest(client, repository, child),
-            lambda blob: client.blob(repository, blob),
-        )
-        updated = repositories.store_details(session, repository, details)
-        session.commit()
+        with transaction(session):
+            details = describe_digest(
+                digest,
+                lambda child: _manifest(client, repository, child),
+                lambda blob: client.blob(repository, blob),
+            )
+            updated = repositories.store_details(session, repository, details)
     except RegistryUnavailable:
-        session.rollback()
         raise
     except (RegistryError, OperationalError) as error:
         # describe_digest lets through only a refused token (401, 403); OperationalError is a
         # lost connection, a lock, a deadlock: the database's state, not this row's.
-        session.rollback()
         log.warning("%s@%s stays waiting: %s", repository, digest, error)
         return 0
     except Undescribable as error:
-        session.rollback()
         return _record_failure(session, repository, digest, str(error))
     except SQLAlchemyError as error:
-        session.rollback()
         log.warning("the database refused the details of %s@%s: %s", repository, digest, error)
         cause = getattr(error, "orig", None) or error
         first_line = str(cause).strip().partition("\n")[0]
         reason = f"the database refused its details: {type(cause).__name__}: {first_line}"
         return _record_failure(session, repository, digest, reason)
     except Exception as error:  # noqa: BLE001 - whatever it is, it is this digest's alone
-        session.rollback()
         log.exception("describing %s@%s failed", repository, digest)
         reason = f"unexpected error: {type(error).__name__}: {error}"
         return _record_failure(session, repository, digest, reason)
@@ -82,10 +81,9 @@ def _record_failure(session: Session, repository: str, digest: str, reason: str)
         reason = reason[: MAX_REASON - 3] + "..."
     log.warning("%s@%s cannot be described: %s", repository, digest, reason)
     try:
-        repositories.mark_failed(session, repository, digest, reason)
-        session.commit()
+        with transaction(session):
+            repositories.mark_failed(session, repository, digest, reason)
     except SQLAlchemyError:
-        session.rollback()
         log.exception("recording the failure of %s@%s failed; it stays waiting", repository, digest)
     return 0
 
@@ -98,6 +96,6 @@ def sweep(
     """Enqueue again every digest whose tags were never described (say the broker was down
     when the push arrived, or a worker died mid-task). Only pushes older than `grace` are taken:
     younger ones are still in their own task's hands. Returns how many were enqueued."""
-    pending = repositories.unenriched(session, older_than=utcnow() - grace)
-    session.rollback()
+    with transaction(session, commit=False):  # a read: ended before publishing
+        pending = repositories.unenriched(session, older_than=utcnow() - grace)
     return enqueue(pending) if pending else 0

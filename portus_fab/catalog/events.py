@@ -30,13 +30,13 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from portus_fab.access.policy import INTERNAL_IDENTITY
+from portus_fab.audit.origin import REGISTRY, acting
 from portus_fab.catalog import repositories
-from portus_fab.models import RegistryEventRecord, Repository, Tag, sqlite
+from portus_fab.models import EventStatus, RegistryEventRecord, Repository, Tag, sqlite
+from portus_fab.models.transaction import transaction
 from portus_fab.registry.notifications import ParsedEnvelope, RegistryEvent, RejectedEvent
 
 log = logging.getLogger(__name__)
-
-PENDING, ACCEPTED, REJECTED = "pending", "accepted", "rejected"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +72,7 @@ def _record(event: RegistryEvent, received_at: dt.datetime) -> dict[str, Any]:
         "actor": event.actor,
         "occurred_at": _naive_utc(event.timestamp),
         "received_at": received_at,
-        "status": PENDING,
+        "status": EventStatus.PENDING.value,
         "reason": event.note,
         "raw": None,
     }
@@ -89,7 +89,7 @@ def _rejected_record(rejected: RejectedEvent, received_at: dt.datetime) -> dict[
         "actor": None,
         "occurred_at": None,
         "received_at": received_at,
-        "status": REJECTED,
+        "status": EventStatus.REJECTED.value,
         "reason": rejected.reason,
         "raw": rejected.raw,
     }
@@ -110,16 +110,17 @@ _SQLITE_INSERT_NEW = (
 
 
 def store(session: Session, envelope: ParsedEnvelope) -> StoreResult:
-    """Store the envelope's events not stored yet (pending) and its rejected ones; commits."""
+    """Store the envelope's events not stored yet (pending) and its rejected ones, in a
+    transaction of its own: it must commit inside SQLite's writer lock (`sqlite.writing`),
+    which the webhook's caller knows nothing of."""
     for item in envelope.rejected:
         log.warning("registry event rejected: %s", item.reason)
     now = _naive_utc(envelope.received_at)
     events = [_record(e, now) for e in envelope.events]
     rejected = [_rejected_record(r, now) for r in envelope.rejected]
-    with sqlite.writing(session):
+    with sqlite.writing(session), transaction(session):
         fresh = _insert_new(session, events)
         stored_rejected = _insert_new(session, rejected)
-        session.commit()
     return StoreResult(
         accepted=fresh,
         duplicates=len(events) + len(rejected) - fresh - stored_rejected,
@@ -194,7 +195,7 @@ _CLAIMED_COLUMNS = (
 
 
 def _pending_ids(received_before: dt.datetime | None, limit: int) -> Any:
-    query = select(_EVENTS.c.id).where(_EVENTS.c.status == PENDING)
+    query = select(_EVENTS.c.id).where(_EVENTS.c.status == EventStatus.PENDING)
     if received_before is not None:
         query = query.where(_EVENTS.c.received_at < received_before)
     return query.order_by(_EVENTS.c.id).limit(limit)
@@ -212,8 +213,8 @@ def _claim(session: Session, ids: Any) -> list[Row[Any]]:
         session.connection()
         .execute(
             update(_EVENTS)
-            .where(_EVENTS.c.id.in_(ids), _EVENTS.c.status == PENDING)
-            .values(status=ACCEPTED)
+            .where(_EVENTS.c.id.in_(ids), _EVENTS.c.status == EventStatus.PENDING)
+            .values(status=EventStatus.ACCEPTED)
             .returning(*_CLAIMED_COLUMNS)
         )
         .all()
@@ -229,23 +230,23 @@ def apply_pending(
     between_batches: Callable[[], object] | None = None,
 ) -> set[tuple[str, str]]:
     """Apply every pending event (received before `received_before`, if given) to the catalog,
-    committing per batch (and calling `between_batches` after each one but the last). Returns
-    the (repository, digest) pairs to enrich."""
+    in a transaction per batch (and calling `between_batches` after each one but the last):
+    each batch holds SQLite's writer lock, briefly, and a batch applied stays applied whatever
+    happens to the next. Records name the registry as their origin. Returns the (repository,
+    digest) pairs to enrich."""
     to_enrich: set[tuple[str, str]] = set()
     while True:
-        with sqlite.writing(session):
+        with sqlite.writing(session), acting(REGISTRY):
             try:
-                claimed = _claim(session, _pending_ids(received_before, batch))
-                to_enrich |= _apply(session, claimed)
-                session.commit()
+                with transaction(session):
+                    claimed = _claim(session, _pending_ids(received_before, batch))
+                    to_enrich |= _apply(session, claimed)
             except OperationalError:
-                session.rollback()
                 raise  # the database, not the events (locked, deadlock): they stay pending
             except Exception:  # noqa: BLE001 - applied again event by event below, judged alone
-                session.rollback()
                 log.info("events applied again one by one", exc_info=True)
-                claimed = _apply_one_by_one(session, received_before, batch, to_enrich)
-                session.commit()
+                with transaction(session):
+                    claimed = _apply_one_by_one(session, received_before, batch, to_enrich)
         if len(claimed) < batch:
             return to_enrich
         if between_batches is not None:
@@ -270,7 +271,7 @@ def _apply_one_by_one(
             session.execute(
                 update(_EVENTS)
                 .where(_EVENTS.c.id == event_id)
-                .values(status=REJECTED, reason=f"could not be applied: {error}")
+                .values(status=EventStatus.REJECTED, reason=f"could not be applied: {error}")
             )
     return list(ids)
 

@@ -15,8 +15,10 @@ from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import ScalarSelect
 
+from portus_fab import audit
 from portus_fab.access.policy import namespace_name_of
-from portus_fab.models import Activity, Namespace, NamespaceKind, Repository, Tag, Visibility
+from portus_fab.audit import Kind, Target, TargetType
+from portus_fab.models import Namespace, NamespaceKind, Repository, Tag, Visibility
 from portus_fab.models.namespaces import utcnow
 from portus_fab.registry.client import RegistryClient
 from portus_fab.registry.manifests import ManifestDetails
@@ -90,12 +92,15 @@ _TAGS_KEYED = select(
     _TAGS.c.pushed_at,
     _TAGS.c.enriched_digest,
 ).where(tuple_(_TAGS.c.repository_id, _TAGS.c.name).in_(bindparam("b_keys", expanding=True)))
-_NEW_ACTIVITIES = insert(Activity.__table__)
 _LAST_PUSH = (
     update(Repository.__table__)
     .where(Repository.__table__.c.id == bindparam("b_id"))
     .values(last_pushed_at=bindparam("b_at"))
 )
+
+
+def _tag_target(repository: str, tag: str) -> Target:
+    return Target(TargetType.TAG, f"{repository}:{tag}")
 
 
 def record_pushes(session: Session, pushes: Sequence[Push]) -> set[tuple[str, str]]:
@@ -158,16 +163,16 @@ def record_pushes(session: Session, pushes: Sequence[Push]) -> set[tuple[str, st
         if (last is None or last < push.at) and last_push.get(repository_id, push.at) <= push.at:
             last_push[repository_id] = push.at
         activities.append(
-            {
-                "kind": "push" if previous is None else "tag moved",
-                "actor": push.actor,
-                "repository": push.repository,
-                "tag": push.tag,
-                "digest": push.digest,
-                "previous_digest": previous,
-                "at": push.at,
-                "detail": None,
-            }
+            audit.entry(
+                Kind.PUSH if previous is None else Kind.TAG_MOVED,
+                target=_tag_target(push.repository, push.tag),
+                actor=push.actor,
+                repository=push.repository,
+                tag=push.tag,
+                digest=push.digest,
+                previous_digest=previous,
+                at=push.at,
+            )
         )
     if created:
         connection.execute(_NEW_TAG, list(created.values()))
@@ -175,8 +180,7 @@ def record_pushes(session: Session, pushes: Sequence[Push]) -> set[tuple[str, st
         connection.execute(_MOVE_TAG, list(moved.values()))
     if last_push:
         connection.execute(_LAST_PUSH, [{"b_id": k, "b_at": v} for k, v in last_push.items()])
-    if activities:
-        connection.execute(_NEW_ACTIVITIES, activities)
+    audit.record_many(session, activities)
     final = {**current, **created}
     return {
         (push.repository, push.digest)
@@ -201,15 +205,15 @@ def remove_tags(
     query = query.where(Tag.digest == digest) if digest else query.where(Tag.name == tag_name)
     rows = session.execute(query).all()
     for _, name, tag_digest in rows:
-        session.add(
-            Activity(
-                kind="delete",
-                actor=actor,
-                repository=repository.name,
-                tag=name,
-                digest=tag_digest,
-                detail=reason,
-            )
+        audit.record(
+            session,
+            Kind.DELETE,
+            target=_tag_target(repository.name, name),
+            actor=actor,
+            repository=repository.name,
+            tag=name,
+            digest=tag_digest,
+            detail=reason,
         )
     # By id, not through the ORM: the registry's own delete event may remove them concurrently.
     session.execute(delete(Tag).where(Tag.id.in_([row.id for row in rows])))
@@ -225,7 +229,13 @@ def drop_if_empty(session: Session, repository: Repository, *, actor: str | None
     )
     if remaining:
         return False
-    session.add(Activity(kind="repository removed", actor=actor, repository=repository.name))
+    audit.record(
+        session,
+        Kind.REPOSITORY_REMOVED,
+        target=Target(TargetType.REPOSITORY, repository.name),
+        actor=actor,
+        repository=repository.name,
+    )
     session.execute(delete(Repository).where(Repository.id == repository.id))
     session.expunge(repository)
     return True
@@ -299,7 +309,7 @@ def unenriched(
         select(Repository.name, Tag.digest)
         .join(Repository)
         .where(
-            (Tag.enriched_digest.is_(None)) | (Tag.enriched_digest != Tag.digest),
+            ~Tag.enriched,
             (Tag.pushed_at.is_(None)) | (Tag.pushed_at < older_than),
         )
         .distinct()
@@ -311,17 +321,18 @@ def unenriched(
 def delete_digests(
     session: Session,
     client: RegistryClient,
-    repository: Repository,
+    name: str,
     digests: list[str],
     *,
     actor: str | None,
 ) -> None:
-    """Delete manifests in the registry (by digest: every tag on one goes with it), as
-    portus_fab's own identity, record who asked, and remove the tags here at once unless the
-    registry's own delete events already did. Commits. Raises RegistryError, before any local
-    change, if the registry refuses."""
-    name = repository.name
-    session.rollback()  # end the read: the registry's own delete events land while we wait
+    """Delete manifests of the repository `name` in the registry (by digest: every tag on one
+    goes with it), as portus_fab's own identity, record who asked, and remove the tags here at
+    once unless the registry's own delete events already did. Raises RegistryError, before any
+    local change, if the registry refuses.
+
+    The caller runs this in a fresh transaction (`transaction(session, fresh=True)`): the
+    registry's own delete events land while we wait, and the removal must see them."""
     for digest in digests:
         client.delete_manifest(name, digest)
     for digest in digests:
@@ -333,13 +344,14 @@ def delete_digests(
                 session, current, digest=digest, actor=actor, reason="deleted from portus_fab"
             )
         )
-        session.add(
-            Activity(
-                kind="delete requested",
-                actor=actor,
-                repository=name,
-                digest=digest,
-                detail=f"tags: {', '.join(tags)}",
-            )
+        audit.record(
+            session,
+            Kind.DELETE_REQUESTED,
+            target=Target(TargetType.REPOSITORY, name),
+            actor=actor,
+            repository=name,
+            digest=digest,
+            detail=f"tags: {', '.join(tags)}",
+            details={"tags": tags},
         )
-    session.commit()
+    session.flush()

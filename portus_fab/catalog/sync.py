@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from portus_fab import audit
 from portus_fab.access.policy import namespace_name_of
+from portus_fab.audit import Kind, Target, TargetType
 from portus_fab.catalog import repositories
-from portus_fab.models import Activity, Namespace, Repository, Tag
+from portus_fab.models import Namespace, Repository, Tag
 from portus_fab.models.namespaces import utcnow
 from portus_fab.registry.client import RegistryClient
 from portus_fab.registry.errors import RegistryError, RegistryUnavailable
@@ -64,9 +66,8 @@ def sync_catalog(
     track: Callable[[list[str]], Iterable[str]] = _untracked,
 ) -> SyncReport:
     """`track` wraps the iteration over repositories (the CLI shows a progress bar with it).
-
-    With `dry_run` every change is made inside the transaction and then rolled back, so the
-    report says exactly what a real run would do.
+    Flushes only: the caller commits, or for a dry run (`dry_run` only empties `to_enrich`)
+    rolls back, so that the report says exactly what a real run would do.
     """
     report = SyncReport(dry_run=dry_run)
     names = list(client.catalog())  # raises if the catalog cannot be read: then nothing changes
@@ -75,8 +76,7 @@ def sync_catalog(
         try:
             _sync_repository(session, client, name, report, known_namespaces)
         except RegistryUnavailable:
-            session.rollback()
-            raise
+            raise  # nothing is removed on a partial picture: the caller rolls back
         except RegistryError as error:
             report.failed[name] = str(error)
             log.warning("sync left %s alone: %s", name, error)
@@ -85,19 +85,17 @@ def sync_catalog(
         if repository.name not in listed:
             report.repositories_removed.append(repository.name)
             report.tags_removed.extend(tag.reference for tag in repository.tags)
-            session.add(
-                Activity(
-                    kind="repository removed",
-                    repository=repository.name,
-                    detail="gone from the registry catalog (sync)",
-                )
+            audit.record(
+                session,
+                Kind.REPOSITORY_REMOVED,
+                target=Target(TargetType.REPOSITORY, repository.name),
+                repository=repository.name,
+                detail="gone from the registry catalog (sync)",
             )
             session.delete(repository)
+    session.flush()
     if dry_run:
-        session.rollback()
         report.to_enrich.clear()
-    else:
-        session.commit()
     return report
 
 

@@ -14,12 +14,15 @@ import yaml
 from flask.cli import AppGroup
 
 from portus_fab.access import management
+from portus_fab.audit.origin import acting, cli_origin
 from portus_fab.auth.authenticate import principal_named
 from portus_fab.auth.scopes import ScopeError, judged_repository
 from portus_fab.catalog import reporting
 from portus_fab.cli.db import db_cli
 from portus_fab.core import portus
-from portus_fab.models import Visibility
+from portus_fab.errors import Invalid, PortusError
+from portus_fab.models import Role, Visibility
+from portus_fab.models.transaction import transaction
 from portus_fab.registry.config import auth_and_notifications, complete_config
 from portus_fab.registry.errors import RegistryError
 
@@ -28,21 +31,19 @@ portus_cli.add_command(db_cli)
 F = TypeVar("F", bound=Callable[..., Any])
 
 VISIBILITIES = click.Choice([v.value for v in Visibility])
-ROLES = click.Choice(["viewer", "contributor", "owner"])
+ROLES = click.Choice([r.value for r in Role])
 
 
 def committing(func: F) -> F:
-    """Run a command in one transaction; a rule broken becomes a one-line error and exit 1."""
+    """Run a command in one transaction, recorded as the operating system user's; a refusal
+    (portus_fab.errors) becomes a one-line error and exit 1, and changes nothing."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        session = portus().session
         try:
-            result = func(*args, **kwargs)
-            session.commit()
-            return result
-        except management.ManagementError as error:
-            session.rollback()
+            with acting(cli_origin()), transaction(portus().session):
+                return func(*args, **kwargs)
+        except PortusError as error:
             raise click.ClickException(str(error)) from None
 
     return wrapper  # type: ignore[return-value]
@@ -137,6 +138,15 @@ def namespace_set_visibility(name: str, visibility: str) -> None:
     click.echo(f"namespace {name} is now {visibility}")
 
 
+@namespace_group.command("delete")
+@click.argument("name")
+@committing
+def namespace_delete(name: str) -> None:
+    """Delete a namespace that holds no repository (its grants go with it)."""
+    management.delete_namespace(portus().session, name)
+    click.echo(f"namespace {name} deleted")
+
+
 @portus_cli.group("team")
 def team_group() -> None:
     """Teams."""
@@ -158,15 +168,45 @@ def team_create(name: str, description: str) -> None:
 @click.option("--role", type=ROLES, required=True)
 @committing
 def team_add_member(team: str, username: str, role: str) -> None:
-    """Add USERNAME to TEAM with a role (or change their role)."""
+    """Add USERNAME to TEAM with a role; refused if they are in it (see set-role)."""
     session = portus().session
-    management.set_member(
+    management.add_member(
         session,
         management.find_team(session, team),
         management.find_user(session, username),
         role,
     )
     click.echo(f"{username} is {role} in team {team}")
+
+
+@team_group.command("set-role")
+@click.argument("team")
+@click.argument("username")
+@click.option("--role", type=ROLES, required=True)
+@committing
+def team_set_role(team: str, username: str, role: str) -> None:
+    """Change the role of USERNAME, a member of TEAM."""
+    session = portus().session
+    management.set_member_role(
+        session,
+        management.find_team(session, team),
+        management.find_user(session, username),
+        role,
+    )
+    click.echo(f"{username} is {role} in team {team}")
+
+
+@team_group.command("remove-member")
+@click.argument("team")
+@click.argument("username")
+@committing
+def team_remove_member(team: str, username: str) -> None:
+    """Take USERNAME out of TEAM (a team keeps at least one owner)."""
+    session = portus().session
+    management.remove_member(
+        session, management.find_team(session, team), management.find_user(session, username)
+    )
+    click.echo(f"{username} is no longer in team {team}")
 
 
 @portus_cli.command("grant")
@@ -176,17 +216,40 @@ def team_add_member(team: str, username: str, role: str) -> None:
 @click.option("--role", type=ROLES, required=True)
 @committing
 def grant(namespace: str, username: str | None, team_name: str | None, role: str) -> None:
-    """Give a user or a team a role on NAMESPACE."""
-    if (username is None) == (team_name is None):
-        raise management.ManagementError("give exactly one of --user or --team")
+    """Give a user or a team a role on NAMESPACE, or change the role it has there."""
     session = portus().session
     target = management.find_namespace(session, namespace)
-    user = management.find_user(session, username) if username else None
-    team = management.find_team(session, team_name) if team_name else None
+    user, team = _grantee(username, team_name)
     management.set_grant(session, target, role, user=user, team=team)
     click.echo(
         f"{'user ' + username if username else 'team ' + str(team_name)} is {role} on {namespace}"
     )
+
+
+@portus_cli.command("revoke")
+@click.argument("namespace")
+@click.option("--user", "username", help="Revoke this user's grant.")
+@click.option("--team", "team_name", help="Revoke this team's grant.")
+@committing
+def revoke(namespace: str, username: str | None, team_name: str | None) -> None:
+    """Take away the role a user or a team has on NAMESPACE."""
+    session = portus().session
+    target = management.find_namespace(session, namespace)
+    user, team = _grantee(username, team_name)
+    management.remove_grant(session, target, user=user, team=team)
+    click.echo(
+        f"{'user ' + username if username else 'team ' + str(team_name)} has no role on {namespace}"
+    )
+
+
+def _grantee(username: str | None, team_name: str | None) -> tuple[Any, Any]:
+    """The user or the team (exactly one) named by --user or --team."""
+    if (username is None) == (team_name is None):
+        raise Invalid("give exactly one of --user or --team")
+    session = portus().session
+    user = management.find_user(session, username) if username else None
+    team = management.find_team(session, team_name) if team_name else None
+    return user, team
 
 
 @portus_cli.command("sync")
@@ -203,7 +266,9 @@ def sync_command(dry_run: bool) -> None:
             yield from bar
 
     try:
-        report = sync_catalog(core.session, core.registry_client(), dry_run=dry_run, track=track)
+        # A dry run makes every change and rolls them back: the report is exactly a real run's.
+        with acting(cli_origin()), transaction(core.session, commit=not dry_run) as session:
+            report = sync_catalog(session, core.registry_client(), dry_run=dry_run, track=track)
     except RegistryError as error:
         raise click.ClickException(f"cannot read the registry catalog: {error}") from None
     prefix = "would " if dry_run else ""

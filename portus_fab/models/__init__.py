@@ -2,7 +2,7 @@
 
 from sqlalchemy import Table
 
-from portus_fab.models.activity import Activity, RegistryEventRecord
+from portus_fab.models.activity import Activity, EventStatus, RegistryEventRecord
 from portus_fab.models.base import Model
 from portus_fab.models.epoch import PolicyEpoch
 from portus_fab.models.namespaces import (
@@ -20,6 +20,7 @@ from portus_fab.models.repositories import Repository, Tag
 __all__ = [
     "GLOBAL_NAMESPACE",
     "Activity",
+    "EventStatus",
     "Grant",
     "Model",
     "Namespace",

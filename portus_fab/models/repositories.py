@@ -14,8 +14,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql.elements import ColumnElement
 
 from portus_fab.models.base import Model
 from portus_fab.models.namespaces import Namespace, utcnow
@@ -80,16 +83,28 @@ class Tag(Model):
 
     repository: Mapped[Repository] = relationship(back_populates="tags")
 
-    @property
+    # Hybrids: the same rule on a loaded tag and in a query (`~Tag.enriched`: still waiting).
+    @hybrid_property
     def enriched(self) -> bool:
         """The worker is done with the digest: described, or failed (see `enrich_failed`)."""
         return self.enriched_digest == self.digest
 
-    @property
+    @enriched.inplace.expression
+    @classmethod
+    def _enriched_expression(cls) -> ColumnElement[bool]:
+        # Spelled out for NULL: "not enriched" must hold for a tag never described.
+        return and_(cls.enriched_digest.is_not(None), cls.enriched_digest == cls.digest)
+
+    @hybrid_property
     def enrich_failed(self) -> bool:
         """The digest could not be described; `enrich_error` says why. Set only on failure: the
         notes on a described digest are in `details`."""
         return self.enriched and self.enrich_error is not None
+
+    @enrich_failed.inplace.expression
+    @classmethod
+    def _enrich_failed_expression(cls) -> ColumnElement[bool]:
+        return and_(cls.enriched, cls.enrich_error.is_not(None))
 
     @property
     def reference(self) -> str:

@@ -13,8 +13,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from portus_fab import migrations
-from portus_fab.catalog.events import PENDING
-from portus_fab.models import RegistryEventRecord, Repository, Tag
+from portus_fab.models import EventStatus, RegistryEventRecord, Repository, Tag
 from portus_fab.models.namespaces import utcnow
 from portus_fab.registry.client import RegistryClient
 from portus_fab.registry.errors import RegistryError
@@ -108,7 +107,10 @@ def check_events(session: Session, sweep_interval: int) -> list[Check]:
     rejected = session.scalar(
         select(func.count())
         .select_from(RegistryEventRecord)
-        .where(RegistryEventRecord.status == "rejected", RegistryEventRecord.received_at >= day_ago)
+        .where(
+            RegistryEventRecord.status == EventStatus.REJECTED,
+            RegistryEventRecord.received_at >= day_ago,
+        )
     )
     # The web process applies stored events within moments; ones it left behind wait for the
     # sweep, which takes events older than its interval and runs once per interval.
@@ -118,7 +120,7 @@ def check_events(session: Session, sweep_interval: int) -> list[Check]:
         select(func.count())
         .select_from(RegistryEventRecord)
         .where(
-            RegistryEventRecord.status == PENDING,
+            RegistryEventRecord.status == EventStatus.PENDING,
             RegistryEventRecord.received_at < utcnow() - stranded_after,
         )
     )
@@ -126,14 +128,14 @@ def check_events(session: Session, sweep_interval: int) -> list[Check]:
         select(func.count())
         .select_from(Tag)
         .where(
-            (Tag.enriched_digest.is_(None)) | (Tag.enriched_digest != Tag.digest),
+            ~Tag.enriched,
             Tag.pushed_at < utcnow() - dt.timedelta(seconds=3 * sweep_interval),
         )
     )
     failed = session.execute(
         select(Repository.name, Tag.name, Tag.enrich_error, func.count().over())
         .join(Repository)
-        .where(Tag.enriched_digest == Tag.digest, Tag.enrich_error.is_not(None))
+        .where(Tag.enrich_failed)
         .order_by(Tag.enriched_at.desc())
         .limit(3)
     ).all()

@@ -7,9 +7,11 @@ import datetime as dt
 from celery import Task, shared_task
 from celery.utils.time import get_exponential_backoff_interval
 
+from portus_fab.audit.origin import REGISTRY, acting
 from portus_fab.catalog import enrichment, events, sync
 from portus_fab.core import portus
 from portus_fab.models.namespaces import utcnow
+from portus_fab.models.transaction import transaction
 from portus_fab.registry.errors import RegistryUnavailable
 from portus_fab.tasks import ENRICH, SWEEP, SYNC, enqueue_enrich
 
@@ -52,6 +54,7 @@ def sweep_unenriched() -> int:
 )
 def sync_catalog() -> dict[str, int]:
     core = portus()
-    report = sync.sync_catalog(core.session, core.registry_client())
+    with acting(REGISTRY), transaction(core.session) as session:
+        report = sync.sync_catalog(session, core.registry_client())
     enqueue_enrich(report.to_enrich)
     return report.counts()

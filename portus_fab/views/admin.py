@@ -2,7 +2,9 @@
 
 Which screens and routes exist per role is FAB's permission system (see roles.py); which ROWS a
 user sees, on lists and on direct URLs alike, is the policy, through `PolicyFilter` base filters.
-Rule checks live in portus_fab.access.management; the hooks here only call them.
+Rule checks live in portus_fab.access.management; the hooks here only call them. FAB shows
+the message of whatever a `pre_*` hook raises as a flash and stops the change: that is where
+portus_fab.errors become this surface's answer (and `ExactNameField` makes them field errors).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from wtforms.fields.core import UnboundField
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
 from portus_fab.access import management, policy
+from portus_fab.audit.origin import install_request_origin
+from portus_fab.errors import PortusError
 from portus_fab.models import (
     GLOBAL_NAMESPACE,
     Activity,
@@ -45,7 +49,7 @@ from portus_fab.models import (
     Visibility,
 )
 from portus_fab.views.parameters import install_parameter_checks
-from portus_fab.views.principal import current_principal
+from portus_fab.views.principal import current_principal, request_origin
 
 
 class PolicyFilter(BaseFilter):
@@ -137,8 +141,10 @@ class ExactNameField(StringField):
                 f"a {self.label.text.lower()} name has at most {self.max_length} characters"
             )
         if self.typed:
-            # A ManagementError is a ValueError: WTForms shows it as the field's error.
-            self.data = self.find(current_app.appbuilder.session, self.typed)
+            try:
+                self.data = self.find(current_app.appbuilder.session, self.typed)
+            except PortusError as error:
+                raise ValueError(str(error)) from None  # WTForms shows it as the field's error
 
     def _value(self) -> str:
         if self.typed is not None:
@@ -205,14 +211,7 @@ class NamespaceView(OwnValidatorsMixin, ModelView):
         management.check(management.validate_visibility(item.kind, item.visibility))
 
     def pre_delete(self, item: Namespace) -> None:
-        if item.kind == NamespaceKind.GLOBAL:
-            raise management.ManagementError("the global namespace cannot be deleted")
-        if self.datamodel.session.scalar(
-            select(Repository.id).where(Repository.namespace_id == item.id).limit(1)
-        ):
-            raise management.ManagementError(
-                f"namespace {item.name} still holds repositories: delete them first"
-            )
+        management.check_deletable(self.datamodel.session, item)
 
 
 class GrantView(ModelView):
@@ -247,17 +246,13 @@ class GrantView(ModelView):
     }
 
     def _validate(self, item: Grant) -> None:
-        session = self.datamodel.session
-        # No autoflush: the form's values are already on `item`; flushing them first would turn
-        # a duplicate into an IntegrityError instead of this message.
-        with session.no_autoflush:
-            duplicate = management.existing_grant(
-                session, item.namespace, user=item.user, team=item.team, other_than=item.id
-            )
-        if duplicate is not None:
-            raise management.ManagementError(
-                f"{item.principal_name} already has a grant on {item.namespace}: edit that one"
-            )
+        management.check_new_grant(
+            self.datamodel.session,
+            item.namespace,
+            user=item.user,
+            team=item.team,
+            other_than=item.id,
+        )
 
     pre_add = pre_update = _validate
 
@@ -283,37 +278,14 @@ class TeamMemberView(ModelView):
         "user": [["id", PolicyFilter, lambda: User.id.in_(_member_user_ids())]],
     }
 
-    def _check_not_a_member_yet(self, item: TeamMember) -> None:
-        with self.datamodel.session.no_autoflush:  # `item` is half in the session (backrefs)
-            exists = self.datamodel.session.scalar(
-                select(TeamMember.id).where(
-                    TeamMember.team_id == item.team.id,
-                    TeamMember.user_id == item.user.id,
-                    TeamMember.id != (item.id or -1),
-                )
-            )
-        if exists:
-            raise management.ManagementError(
-                f"{item.user.username} is already in team {item.team.name}: edit their role"
-            )
-
     def pre_add(self, item: TeamMember) -> None:
-        self._check_not_a_member_yet(item)
+        management.check_new_member(self.datamodel.session, item.team, item.user)
 
     def pre_update(self, item: TeamMember) -> None:
-        self._check_not_a_member_yet(item)
-        session = self.datamodel.session
-        # No autoflush: the form already set the new role on `item`; the stored one is wanted.
-        with session.no_autoflush:
-            previous = session.execute(
-                select(TeamMember.role).where(TeamMember.id == item.id)
-            ).scalar_one()
-            if previous == "owner" and item.role != "owner":
-                management.check_keeps_an_owner(session, item.team, leaving=item)
+        management.check_member_edit(self.datamodel.session, item)
 
     def pre_delete(self, item: TeamMember) -> None:
-        if item.role == "owner":
-            management.check_keeps_an_owner(self.datamodel.session, item.team, leaving=item)
+        management.check_removal(self.datamodel.session, item)
 
 
 class TeamView(OwnValidatorsMixin, ModelView):
@@ -367,13 +339,7 @@ class RepositoryView(OwnValidatorsMixin, ModelView):
     }
 
     def pre_update(self, item: Repository) -> None:
-        managed = self.datamodel.session.scalar(
-            select(Namespace.id).where(
-                Namespace.id == item.namespace_id, policy.managed_namespaces(current_principal())
-            )
-        )
-        if managed is None:
-            raise management.ManagementError("only the namespace's owners edit its repositories")
+        management.check_edits_repository(self.datamodel.session, current_principal(), item)
 
 
 class TagView(ModelView):
@@ -500,3 +466,5 @@ def register_admin_views(appbuilder: Any) -> None:
     limit_user_forms(appbuilder)
     # For FAB's security views and APIs too: they parse their parameters the same way.
     install_parameter_checks(current_app._get_current_object(), appbuilder)
+    # Changes made through any screen are recorded as the logged-in user's, from their address.
+    install_request_origin(request_origin)

@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response
 from portus_fab.access.policy import Action, may_see_diagnostics
 from portus_fab.catalog import browsing, repositories
 from portus_fab.core import portus
+from portus_fab.models.transaction import transaction
 from portus_fab.registry.errors import RegistryError
 from portus_fab.views.principal import current_principal
 
@@ -109,14 +110,17 @@ class BrowseView(BaseView):
             )
         core = portus()
         principal = current_principal()
+        repository_name = page.repository.name
         try:
-            repositories.delete_digests(
-                core.session,
-                core.registry_client(deadline=core.settings.registry_deadline),
-                page.repository,
-                digests,
-                actor=principal.username,
-            )
+            # Fresh: the page's reads end before the registry's own delete events land.
+            with transaction(core.session, fresh=True) as session:
+                repositories.delete_digests(
+                    session,
+                    core.registry_client(deadline=core.settings.registry_deadline),
+                    repository_name,
+                    digests,
+                    actor=principal.username,
+                )
         except RegistryError as error:
             log.warning(
                 "delete of %s %s for %s failed: %s", name, digests, principal.username, error

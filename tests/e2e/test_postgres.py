@@ -66,7 +66,7 @@ def test_users_namespaces_and_the_policy(pg_app: Flask) -> None:
         "alice-smith"
     )
     team = management.create_team(session, "devs")
-    management.set_member(session, team, bob, "viewer")
+    management.add_member(session, team, bob, "viewer")
     management.set_grant(
         session, management.find_namespace(session, "alice-smith"), "owner", team=team
     )

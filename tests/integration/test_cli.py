@@ -155,7 +155,12 @@ def test_team_create_and_add_member(app: Flask, runner: Any) -> None:
     out = ok(portus_cmd(runner, "team", "add-member", "Web Team", "alice", "--role", "owner"))
     assert "alice is owner in team Web Team" in out
     ok(portus_cmd(runner, "team", "add-member", "Web Team", "bob", "--role", "viewer"))
-    ok(portus_cmd(runner, "team", "add-member", "Web Team", "bob", "--role", "contributor"))
+    # Adding is adding, as on the member screen: a member's role changes with set-role.
+    fails(
+        portus_cmd(runner, "team", "add-member", "Web Team", "bob", "--role", "contributor"),
+        "bob is already in team Web Team",
+    )
+    ok(portus_cmd(runner, "team", "set-role", "Web Team", "bob", "--role", "contributor"))
 
     session = app.appbuilder.session
     session.expire_all()
@@ -165,9 +170,10 @@ def test_team_create_and_add_member(app: Flask, runner: Any) -> None:
 
     # the last owner cannot step down
     fails(
-        portus_cmd(runner, "team", "add-member", "Web Team", "alice", "--role", "viewer"),
+        portus_cmd(runner, "team", "set-role", "Web Team", "alice", "--role", "viewer"),
         "last owner",
     )
+    fails(portus_cmd(runner, "team", "remove-member", "Web Team", "alice"), "last owner")
 
 
 def test_add_member_errors(app: Flask, runner: Any) -> None:

@@ -25,6 +25,7 @@ from portus_fab.catalog.sync import sync_catalog
 from portus_fab.core import portus
 from portus_fab.models import Namespace, NamespaceKind, Repository, Tag, Visibility
 from portus_fab.models.namespaces import utcnow
+from portus_fab.models.transaction import transaction
 from portus_fab.registry.client import RegistryClient
 from portus_fab.registry.errors import RegistryError, RegistryUnavailable
 from portus_fab.registry.manifests import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
@@ -459,7 +460,9 @@ def test_sync_dry_run_changes_nothing_and_reports_the_same(
             tracked.append(name)
             yield name
 
-    dry = sync_catalog(session, registry_client, dry_run=True, track=track)
+    # The entry point rolls a dry run back, as `portus sync --dry-run` does.
+    with transaction(session, commit=False):
+        dry = sync_catalog(session, registry_client, dry_run=True, track=track)
     assert dry.dry_run and dry.to_enrich == set()
     assert _state(session) == before
     assert sorted(tracked) == sorted(images.repositories)

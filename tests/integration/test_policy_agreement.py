@@ -95,7 +95,7 @@ def build(app: Flask, world: World) -> list[User]:
     for t, members in enumerate(world.teams):
         team = management.create_team(session, f"team {t}")
         for index, role in members.items():
-            management.set_member(session, team, users[index], role)
+            management.add_member(session, team, users[index], role)
         teams.append(team)
     for n, visibility in enumerate(world.namespaces):
         management.create_namespace(session, f"ns{n}", visibility=visibility)

@@ -36,10 +36,10 @@ def app(template_dir: Path, tmp_path: Path) -> Iterator[Flask]:
         add_user(app, ADMIN, admin=True)
         users = {name: add_user(app, name) for name in (OWNER, MEMBER, OTHER, OPS_OWNER)}
         devcrew = management.create_team(session, "devcrew", "the developers")
-        management.set_member(session, devcrew, users[OWNER], Role.OWNER)
-        management.set_member(session, devcrew, users[MEMBER], Role.CONTRIBUTOR)
+        management.add_member(session, devcrew, users[OWNER], Role.OWNER)
+        management.add_member(session, devcrew, users[MEMBER], Role.CONTRIBUTOR)
         opscrew = management.create_team(session, "opscrew", "operations")
-        management.set_member(session, opscrew, users[OPS_OWNER], Role.OWNER)
+        management.add_member(session, opscrew, users[OPS_OWNER], Role.OWNER)
         devteam = management.create_namespace(session, "devteam")
         management.set_grant(session, devteam, Role.OWNER, team=devcrew)
         opsonly = management.create_namespace(session, "opsonly")

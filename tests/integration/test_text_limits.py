@@ -24,6 +24,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from portus_fab.access import management
 from portus_fab.catalog import repositories
+from portus_fab.errors import Invalid
 from portus_fab.models import Namespace, Repository, Role, Team
 from tests.conftest import add_user, make_app
 
@@ -46,7 +47,7 @@ def app(template_dir: Path, tmp_path: Path) -> Iterator[Flask]:
         add_user(app, ADMIN, admin=True)
         owner = add_user(app, OWNER)
         team = management.create_team(session, "devcrew", "the developers")
-        management.set_member(session, team, owner, Role.OWNER)
+        management.add_member(session, team, owner, Role.OWNER)
         namespace = management.create_namespace(session, "devteam", description="images")
         management.set_grant(session, namespace, Role.OWNER, team=team)
         repositories.record_pushes(
@@ -211,9 +212,9 @@ def test_the_cli_refuses_long_descriptions(app: Flask, command: list[str]) -> No
 def test_domain_functions_refuse_long_descriptions(app: Flask) -> None:
     session = app.appbuilder.session
     too_long = "d" * (management.DESCRIPTION_MAX + 1)
-    with pytest.raises(management.ManagementError, match="a description has at most"):
+    with pytest.raises(Invalid, match="a description has at most"):
         management.create_namespace(session, "longdesc", description=too_long)
-    with pytest.raises(management.ManagementError, match="a description has at most"):
+    with pytest.raises(Invalid, match="a description has at most"):
         management.create_team(session, "longdesc", too_long)
-    with pytest.raises(management.ManagementError, match="a team name has at most 128"):
+    with pytest.raises(Invalid, match="a team name has at most 128"):
         management.create_team(session, "t" * 129)

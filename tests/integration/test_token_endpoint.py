@@ -406,13 +406,13 @@ def busy_and_idle(app: Flask) -> dict[str, User]:
     idle, busy = add_user(app, "idle"), add_user(app, "busy")
     namespaces = [management.create_namespace(session, f"ns{i}") for i in range(25)]
     team = management.create_team(session, "small")
-    management.set_member(session, team, idle, "contributor")
-    management.set_member(session, team, busy, "contributor")
+    management.add_member(session, team, idle, "contributor")
+    management.add_member(session, team, busy, "contributor")
     for namespace in namespaces[:5]:
         management.set_grant(session, namespace, "owner", team=team)
     for i in range(20):
         extra = management.create_team(session, f"extra{i}")
-        management.set_member(session, extra, busy, "viewer")
+        management.add_member(session, extra, busy, "viewer")
         management.set_grant(session, namespaces[i % 5], "viewer", team=extra)
         management.set_grant(session, namespaces[5 + i], "owner", user=busy)
     commit(app)

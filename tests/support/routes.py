@@ -57,7 +57,7 @@ def build_world(app: Flask) -> None:
     olivia = add_user(app, USER, PASSWORD)
     assert app.appbuilder.sm.add_group("devs", "Developers", "a FAB group") is not None
     crew = management.create_team(session, "devcrew", "the developers")
-    management.set_member(session, crew, olivia, Role.OWNER)
+    management.add_member(session, crew, olivia, Role.OWNER)
     devteam = management.create_namespace(session, "devteam", visibility=Visibility.PRIVATE)
     management.set_grant(session, devteam, Role.OWNER, team=crew)
     at = dt.datetime(2024, 1, 1, 12, 0, 0)

@@ -1,0 +1,60 @@
+"""Who is acting, and from which address: set by the entry point, read by `audit.record`.
+
+A CLI command or a task says it with `acting(...)`; the web surface installs a function that
+reads the request (`install_request_origin`) so a record made during a request names the logged
+in user and the client's address. Outside both, the change is portus_fab's own (`SYSTEM`).
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    actor: str
+    address: str | None = None
+
+
+SYSTEM = Origin("portus_fab")
+# Changes learned from the registry's notifications, and catalog syncs.
+REGISTRY = Origin("registry")
+
+_acting: ContextVar[Origin | None] = ContextVar("portus_audit_origin", default=None)
+_request_origin: list[Callable[[], Origin | None]] = []
+
+
+def cli_origin() -> Origin:
+    """A CLI command acts as the operating system user who ran it."""
+    return Origin(f"cli:{getpass.getuser()}")
+
+
+@contextmanager
+def acting(origin: Origin) -> Iterator[Origin]:
+    """Records made inside the block name `origin`."""
+    token = _acting.set(origin)
+    try:
+        yield origin
+    finally:
+        _acting.reset(token)
+
+
+def install_request_origin(read: Callable[[], Origin | None]) -> None:
+    """The web surface's reader of the current request's origin (None outside a request).
+    Idempotent: one reader per process, shared by every app."""
+    _request_origin[:] = [read]
+
+
+def current_origin() -> Origin:
+    explicit = _acting.get()
+    if explicit is not None:
+        return explicit
+    for read in _request_origin:
+        found = read()
+        if found is not None:
+            return found
+    return SYSTEM

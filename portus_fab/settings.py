@@ -130,6 +130,31 @@ SPECS: tuple[SettingSpec, ...] = (
         "(default: generated once, kept in the data dir)",
     ),
     SettingSpec(
+        "PORTUS_CREDENTIAL_HASH_KEY",
+        None,
+        str,
+        "key of the HMAC every stored token and robot secret is hashed with (default: generated "
+        "once, kept in the data dir; changing it invalidates every token)",
+    ),
+    SettingSpec(
+        "PORTUS_ACCESS_TOKEN_DEFAULT_DAYS",
+        "90",
+        int,
+        "days a personal access token lasts when its creator names no expiry",
+    ),
+    SettingSpec(
+        "PORTUS_ACCESS_TOKEN_MAX_DAYS",
+        "366",
+        int,
+        "the longest expiry a personal access token may be given, in days",
+    ),
+    SettingSpec(
+        "PORTUS_ACCESS_TOKEN_ALLOW_NO_EXPIRY",
+        "false",
+        _bool,
+        "personal access tokens may be created that never expire",
+    ),
+    SettingSpec(
         "PORTUS_REGISTRY_TIMEOUT",
         "5",
         float,
@@ -265,6 +290,10 @@ class Settings:
     token_cert: str | None
     token_algorithm: str
     webhook_secret: str
+    credential_hash_key: str
+    access_token_default_days: int
+    access_token_max_days: int
+    access_token_allow_no_expiry: bool
     registry_timeout: float
     registry_deadline: float
     health_timeout: float
@@ -305,6 +334,12 @@ class Settings:
         registry_url = value["PORTUS_REGISTRY_URL"].rstrip("/")
         if value["PORTUS_TOKEN_TTL"] < 60:
             raise ValueError("PORTUS_TOKEN_TTL must be at least 60 seconds (registry leeway)")
+        default_days = value["PORTUS_ACCESS_TOKEN_DEFAULT_DAYS"]
+        if not 1 <= default_days <= value["PORTUS_ACCESS_TOKEN_MAX_DAYS"]:
+            raise ValueError(
+                "PORTUS_ACCESS_TOKEN_DEFAULT_DAYS must be at least 1 and at most "
+                "PORTUS_ACCESS_TOKEN_MAX_DAYS"
+            )
         for name in ("PORTUS_WEB_WORKERS", "PORTUS_WEB_THREADS"):
             if value[name] < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -331,6 +366,11 @@ class Settings:
             token_algorithm=value["PORTUS_TOKEN_ALGORITHM"].upper(),
             webhook_secret=value["PORTUS_WEBHOOK_SECRET"]
             or persistent_secret(data_dir, "webhook_secret"),
+            credential_hash_key=value["PORTUS_CREDENTIAL_HASH_KEY"]
+            or persistent_secret(data_dir, "credential_hash_key"),
+            access_token_default_days=value["PORTUS_ACCESS_TOKEN_DEFAULT_DAYS"],
+            access_token_max_days=value["PORTUS_ACCESS_TOKEN_MAX_DAYS"],
+            access_token_allow_no_expiry=value["PORTUS_ACCESS_TOKEN_ALLOW_NO_EXPIRY"],
             registry_timeout=value["PORTUS_REGISTRY_TIMEOUT"],
             registry_deadline=value["PORTUS_REGISTRY_DEADLINE"],
             health_timeout=value["PORTUS_HEALTH_TIMEOUT"],

@@ -5,6 +5,7 @@ failed change records nothing."""
 from __future__ import annotations
 
 import getpass
+import html
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -111,9 +112,11 @@ def world(app: Flask) -> World:
     return World(app)
 
 
-def screen_post(world: World, url: str, data: dict[str, Any] | None = None) -> None:
+def screen_post(world: World, url: str, data: dict[str, Any] | None = None) -> str:
+    """Post as the admin; the page's text, where FAB shows a refusal as a flash."""
     response = world.admin().post(url, data=data or {}, follow_redirects=True)
     assert response.status_code == 200
+    return html.unescape(response.get_data(as_text=True))
 
 
 def cli(world: World, *args: str) -> Any:
@@ -253,7 +256,8 @@ def test_each_change_is_one_record_on_every_surface(
     assert world.records() == [Seen(kind, actor, address, target_type, target_name, details)]
 
 
-REFUSED: list[tuple[str, Callable[[World], None], Callable[[World], Any]]] = [
+# The same rule refuses the same change on both surfaces, with the same words.
+REFUSED: list[tuple[str, Callable[[World], str], Callable[[World], Any], str]] = [
     (
         "a member added twice",
         lambda w: screen_post(
@@ -262,11 +266,13 @@ REFUSED: list[tuple[str, Callable[[World], None], Callable[[World], Any]]] = [
             {"team": w.id_of(Team, name="devcrew"), "user": "carl", "role": "owner"},
         ),
         lambda w: cli(w, "team", "add-member", "devcrew", "carl", "--role", "owner"),
+        "carl is already in team devcrew",
     ),
     (
         "the last owner removed",
         lambda w: screen_post(w, f"/teammemberview/delete/{w.member_id('devcrew', 'olivia')}"),
         lambda w: cli(w, "team", "remove-member", "devcrew", "olivia"),
+        "olivia is the last owner of team devcrew",
     ),
     (
         "the last owner demoted",
@@ -276,11 +282,13 @@ REFUSED: list[tuple[str, Callable[[World], None], Callable[[World], Any]]] = [
             {"team": w.id_of(Team, name="devcrew"), "user": "olivia", "role": "viewer"},
         ),
         lambda w: cli(w, "team", "set-role", "devcrew", "olivia", "--role", "viewer"),
+        "olivia is the last owner of team devcrew",
     ),
     (
         "a namespace that holds repositories deleted",
         lambda w: screen_post(w, f"/namespaceview/delete/{w.id_of(Namespace, name='devteam')}"),
         lambda w: cli(w, "namespace", "delete", "devteam"),
+        "namespace devteam still holds repositories",
     ),
     (
         "the global namespace made private",
@@ -290,19 +298,27 @@ REFUSED: list[tuple[str, Callable[[World], None], Callable[[World], Any]]] = [
             {"visibility": "private", "description": ""},
         ),
         lambda w: cli(w, "namespace", "set-visibility", "_global", "private"),
+        "the global namespace cannot be private",
+    ),
+    (
+        "the global namespace deleted",
+        lambda w: screen_post(w, f"/namespaceview/delete/{w.id_of(Namespace, name='_global')}"),
+        lambda w: cli(w, "namespace", "delete", "_global"),
+        "the global namespace cannot be deleted",
     ),
 ]
 
 
 @pytest.mark.parametrize("surface", ["screen", "cli"])
 @pytest.mark.parametrize(
-    ("on_screen", "on_cli"), [r[1:] for r in REFUSED], ids=[r[0] for r in REFUSED]
+    ("on_screen", "on_cli", "why"), [r[1:] for r in REFUSED], ids=[r[0] for r in REFUSED]
 )
-def test_a_refused_change_records_nothing(
+def test_a_refused_change_says_why_and_records_nothing(
     world: World,
     surface: str,
-    on_screen: Callable[[World], None],
+    on_screen: Callable[[World], str],
     on_cli: Callable[[World], Any],
+    why: str,
 ) -> None:
     session = world.session
     with transaction(session):
@@ -316,9 +332,12 @@ def test_a_refused_change_records_nothing(
         )
     world.start()
     if surface == "screen":
-        on_screen(world)
+        assert why in on_screen(world)
     else:
-        assert on_cli(world).exit_code == 1
+        result = on_cli(world)
+        assert result.exit_code == 1
+        lines = result.stderr.strip().splitlines()  # one line, and exit 1
+        assert len(lines) == 1 and lines[0].startswith(f"Error: {why}"), result.stderr
     assert world.records() == []
 
 

@@ -13,12 +13,14 @@ from portus_fab.access.policy import (
     Action,
     Ceiling,
     Decision,
+    Manageable,
     NamespaceFacts,
     Principal,
     PrincipalKind,
     RoleSource,
     catalog_refusal,
     decide,
+    decide_manage,
     effective_role,
     namespace_name_of,
     team_role,
@@ -486,3 +488,57 @@ def test_principal_kinds_and_names() -> None:
     assert str(USER) == "alice" and str(ADMIN) == "root (admin)"
     assert str(capped(USER, READ_ONLY)) == "alice (access token)"
     assert not capped(USER).is_anonymous
+
+
+# --- managing a namespace or a team ---------------------------------------------------------------
+
+READ_ONLY = Ceiling(actions=frozenset({PULL}))
+MANAGE_TABLE = [
+    # (who, principal, role on the namespace / in the team, may manage)
+    ("admin", ADMIN, None, True),
+    ("admin who is a viewer", ADMIN, Role.VIEWER, True),
+    ("owner", USER, Role.OWNER, True),
+    ("contributor", USER, Role.CONTRIBUTOR, False),
+    ("viewer", USER, Role.VIEWER, False),
+    ("no role", USER, None, False),
+    ("anonymous", ANONYMOUS, None, False),
+    ("disabled owner", DISABLED, Role.OWNER, False),
+    ("disabled admin", DISABLED_ADMIN, None, False),
+    # A ceiling limits what a credential does to images; managing gives rights to others.
+    ("owner's read-only token", replace(USER, ceiling=READ_ONLY), Role.OWNER, False),
+    ("admin's unlimited token", replace(ADMIN, ceiling=Ceiling()), None, False),
+    (
+        "admin's token for this namespace",
+        replace(ADMIN, ceiling=Ceiling(namespaces=frozenset({"team"}))),
+        Role.OWNER,
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize("what", list(Manageable))
+@pytest.mark.parametrize(
+    ("principal", "role", "allowed"),
+    [row[1:] for row in MANAGE_TABLE],
+    ids=[row[0] for row in MANAGE_TABLE],
+)
+def test_manage_table(
+    what: Manageable, principal: Principal, role: Role | None, allowed: bool
+) -> None:
+    decision = decide_manage(principal, what, role)
+    assert (decision.what, decision.allowed) == (what, allowed)
+    assert decision.reason.strip()
+
+
+def test_manage_refusals_say_why() -> None:
+    team = Manageable.TEAM
+    assert decide_manage(USER, team, Role.VIEWER).reason == (
+        "role viewer may not manage the team: needs owner"
+    )
+    assert decide_manage(USER, team, None).reason == "no role on the team: its owners manage it"
+    assert decide_manage(ANONYMOUS, team, None).reason == "log in to manage a team"
+    assert decide_manage(DISABLED, team, Role.OWNER).reason == "the account is disabled"
+    token = replace(USER, kind=PrincipalKind.ACCESS_TOKEN, ceiling=READ_ONLY)
+    assert (
+        decide_manage(token, team, Role.OWNER).reason == "this access token may not manage a team"
+    )

@@ -16,6 +16,7 @@ from portus_fab.models.namespaces import (
     Visibility,
 )
 from portus_fab.models.repositories import Repository, Tag
+from portus_fab.models.robots import Robot, RobotGrant
 
 __all__ = [
     "GLOBAL_NAMESPACE",
@@ -28,6 +29,8 @@ __all__ = [
     "PolicyEpoch",
     "RegistryEventRecord",
     "Repository",
+    "Robot",
+    "RobotGrant",
     "Role",
     "Tag",
     "Team",

@@ -5,6 +5,7 @@ from sqlalchemy import Table
 from portus_fab.models.activity import Activity, EventStatus, RegistryEventRecord
 from portus_fab.models.base import Model
 from portus_fab.models.epoch import PolicyEpoch
+from portus_fab.models.lockout import SignInFailure, SignInLock
 from portus_fab.models.namespaces import (
     GLOBAL_NAMESPACE,
     Grant,
@@ -32,6 +33,8 @@ __all__ = [
     "Robot",
     "RobotGrant",
     "Role",
+    "SignInFailure",
+    "SignInLock",
     "Tag",
     "Team",
     "TeamMember",

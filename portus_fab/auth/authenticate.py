@@ -25,6 +25,7 @@ from portus_fab.auth.credentials import (
     principal_for,
     same_username,
 )
+from portus_fab.errors import Unauthenticated
 
 # gunicorn's default limit_request_field_size: no header a production server passes is longer.
 MAX_AUTHORIZATION = 8190
@@ -32,7 +33,7 @@ MALFORMED = "malformed Authorization header"
 INVALID = "invalid username or password"
 
 
-class AuthenticationRefused(Exception):
+class AuthenticationRefused(Unauthenticated):
     """Credentials that prove no one. `reason` is safe to show the client; `claimed` is the
     name they claimed, cut short, for the log (never the secret)."""
 

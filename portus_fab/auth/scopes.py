@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from portus_fab.errors import Invalid
 from portus_fab.registry.names import split_registry_host, validate_repository_name
 
 _TYPE_RE = re.compile(r"(?P<type>[a-z0-9]+)(?:\((?P<cls>[a-z0-9]+)\))?")
@@ -16,7 +17,7 @@ REPOSITORY_ACTIONS = ("pull", "push", "delete", "*")
 MAX_SCOPES = 64
 
 
-class ScopeError(ValueError):
+class ScopeError(Invalid):
     """A scope the client sent cannot be understood; the message says exactly why."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from portus_fab.auth.scopes import MAX_SCOPES, Scope, ScopeError, parse_scope, parse_scopes
+from portus_fab.errors import Invalid
 
 
 @pytest.mark.parametrize(
@@ -219,5 +220,6 @@ def test_too_many_scopes(values: list[str]) -> None:
         parse_scopes(values)
 
 
-def test_scope_error_is_a_value_error() -> None:
-    assert issubclass(ScopeError, ValueError)
+def test_scope_error_is_an_invalid_request() -> None:
+    """Every surface maps portus_fab.errors once: the token endpoint's 400 INVALID_SCOPE."""
+    assert issubclass(ScopeError, Invalid)

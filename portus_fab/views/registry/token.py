@@ -10,6 +10,7 @@ from portus_fab.auth.access import resolve_access
 from portus_fab.auth.authenticate import AuthenticationRefused, authenticate
 from portus_fab.auth.scopes import ScopeError, parse_scopes
 from portus_fab.core import portus
+from portus_fab.errors import Forbidden, Invalid, NotFound, PortusError, Unauthenticated
 from portus_fab.models.epoch import current_epoch
 
 log = logging.getLogger(__name__)
@@ -17,21 +18,32 @@ log = logging.getLogger(__name__)
 token_blueprint = Blueprint("portus_token", __name__)
 
 
-class TokenError(Exception):
-    """Answered as the JSON error body docker, skopeo and containerd show their users."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+class WrongService(Invalid):
+    """A token asked for another registry than the one this service signs for."""
 
 
-@token_blueprint.errorhandler(TokenError)
-def _token_error(error: TokenError) -> tuple[Response, int, dict[str, str]]:
-    body = {"errors": [{"code": error.code, "message": error.message}], "details": error.message}
+# portus_fab.errors as this protocol answers them: the status and the code docker, skopeo and
+# containerd show their users beside the message. The most specific class listed wins.
+ANSWERS: dict[type[PortusError], tuple[int, str]] = {
+    Unauthenticated: (401, "UNAUTHORIZED"),
+    ScopeError: (400, "INVALID_SCOPE"),
+    WrongService: (400, "INVALID_SERVICE"),
+    Invalid: (400, "INVALID_REQUEST"),
+    Forbidden: (403, "DENIED"),
+    NotFound: (404, "NOT_FOUND"),
+    PortusError: (400, "INVALID_REQUEST"),
+}
+
+
+@token_blueprint.errorhandler(PortusError)
+def _token_error(error: PortusError) -> tuple[Response, int, dict[str, str]]:
+    status, code = next(ANSWERS[cls] for cls in type(error).__mro__ if cls in ANSWERS)
+    message = str(error)
+    body = {"errors": [{"code": code, "message": message}], "details": message}
     headers = {}
-    if error.status == 401:
+    if status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="portus_fab"'
-    return jsonify(body), error.status, headers
+    return jsonify(body), status, headers
 
 
 @token_blueprint.after_request
@@ -49,16 +61,11 @@ def token() -> Response:
     service = request.args.get("service")
     expected = core.settings.registry_service
     if service is not None and service != expected:
-        raise TokenError(
-            400,
-            "INVALID_SERVICE",
+        raise WrongService(
             f"this token service serves the registry {expected!r}, not {service!r}: the "
             f"registry's auth.token.service must equal PORTUS_REGISTRY_SERVICE ({expected!r})",
         )
-    try:
-        scopes = parse_scopes(request.args.getlist("scope"))
-    except ScopeError as error:
-        raise TokenError(400, "INVALID_SCOPE", str(error)) from None
+    scopes = parse_scopes(request.args.getlist("scope"))
     epoch = current_epoch(core.engine)
     try:
         principal = authenticate(
@@ -70,7 +77,7 @@ def token() -> Response:
         )
     except AuthenticationRefused as refusal:
         log.info("token refused for %r: %s", refusal.claimed, refusal.reason)
-        raise TokenError(401, "UNAUTHORIZED", refusal.reason) from None
+        raise
     policy = core.policy()
     access = resolve_access(
         lambda who, repository: core.decisions.explain(policy, who, repository, epoch),

@@ -16,6 +16,7 @@ from portus_fab.auth.authenticate import AuthContext
 from portus_fab.auth.credentials import CredentialCache
 from portus_fab.auth.keys import SigningKey, load_or_generate
 from portus_fab.auth.scopes import parse_scopes
+from portus_fab.auth.secrets import SecretHasher
 from portus_fab.auth.tokens import IssuedToken, issue_token
 from portus_fab.catalog.applier import EventApplier, PublishEnrich
 from portus_fab.registry.client import RegistryClient
@@ -43,7 +44,8 @@ class Portus:
             settings.token_algorithm,
         )
         cache = CredentialCache(app.config["SECRET_KEY"].encode(), settings.credential_cache_ttl)
-        authentication = AuthContext.from_app(app, cache)
+        hasher = SecretHasher(settings.credential_hash_key.encode())
+        authentication = AuthContext.from_app(app, cache, hasher)
         return cls(
             settings, key, authentication, DecisionCache(), EventApplier(app, publish_enrich)
         )

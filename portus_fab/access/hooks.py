@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from portus_fab.access.management import create_personal_namespace
 from portus_fab.access.policy import INTERNAL_IDENTITY
 from portus_fab.audit import changes
-from portus_fab.models import Namespace, PolicyEpoch, Team, TeamMember
+from portus_fab.models import AccessToken, Namespace, PolicyEpoch, Team, TeamMember
 from portus_fab.models.epoch import EPOCH_ROW
 from portus_fab.models.namespaces import Grant
 
@@ -37,6 +37,14 @@ def _forget_user(_mapper: Any, connection: Connection, user: User) -> None:
     # SQLite does not enforce ON DELETE by default: remove the user's rights explicitly. The
     # personal namespace stays (it may hold images) with no owner but admins.
     connection.execute(delete(Grant.__table__).where(Grant.__table__.c.user_id == user.id))
+    tokens = AccessToken.__table__
+    connection.execute(delete(tokens).where(tokens.c.user_id == user.id))
+    # Bumped here too: a deleted user's cached credentials (a password, a token) must fail at
+    # the next request, and the flush hook below does not see a user deleted this way.
+    epoch = PolicyEpoch.__table__
+    connection.execute(
+        update(epoch).where(epoch.c.id == EPOCH_ROW).values(value=epoch.c.value + 1)
+    )
     connection.execute(
         delete(TeamMember.__table__).where(TeamMember.__table__.c.user_id == user.id)
     )
@@ -63,7 +71,8 @@ def install() -> None:
 
 
 # Changes to these can change a decision of the policy (who is admin, who holds which role).
-_POLICY_MODELS = (Role, Group, Namespace, Grant, Team, TeamMember)
+# An access token's last use is written by a Core statement (auth/access_tokens.py), never here.
+_POLICY_MODELS = (Role, Group, Namespace, Grant, Team, TeamMember, AccessToken)
 _USER_POLICY_ATTRIBUTES = ("username", "password", "active", "roles", "groups")
 
 

@@ -16,6 +16,7 @@ tested without a database; the methods of `Policy` only gather those facts.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -73,6 +74,12 @@ class Principal:
     is_admin: bool = False
     active: bool = True
     ceiling: Ceiling | None = None
+    # The access token that proved it (kind ACCESS_TOKEN): its id and name, for the last-use
+    # record and for saying which credential a decision came from.
+    token_id: int | None = None
+    token_name: str | None = None
+    # When the credential stops proving anyone (naive UTC), checked even on a cached proof.
+    expires_at: dt.datetime | None = None
 
     @property
     def is_anonymous(self) -> bool:

@@ -47,6 +47,9 @@ class Kind(enum.StrEnum):
     GRANT_ADDED = "grant added"
     GRANT_CHANGED = "grant changed"
     GRANT_REMOVED = "grant removed"
+    ACCESS_TOKEN_CREATED = "access token created"
+    ACCESS_TOKEN_REVOKED = "access token revoked"
+    ACCESS_TOKEN_REFUSED = "access token refused"  # a real token, expired, revoked or misused
 
 
 class TargetType(enum.StrEnum):
@@ -56,6 +59,7 @@ class TargetType(enum.StrEnum):
     TAG = "tag"
     NAMESPACE = "namespace"
     TEAM = "team"
+    ACCESS_TOKEN = "access token"  # by `username/token name`
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,8 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from portus_fab.access.policy import ANONYMOUS, Principal, PrincipalKind
+from portus_fab.audit.origin import current_origin
+from portus_fab.auth.access_tokens import LastUse, prove
 from portus_fab.auth.credentials import (
     CredentialCache,
     check_password,
@@ -25,6 +27,7 @@ from portus_fab.auth.credentials import (
     principal_for,
     same_username,
 )
+from portus_fab.auth.secrets import SecretHasher, SecretKind, kind_of
 from portus_fab.errors import Unauthenticated
 
 # gunicorn's default limit_request_field_size: no header a production server passes is longer.
@@ -58,9 +61,11 @@ class AuthContext:
     admin_role: str
     fake_hash: str  # hashed against when the user does not exist, to spend the same time
     case_insensitive: bool  # usernames compared as FAB's login compares them
+    hasher: SecretHasher  # of every stored secret (access tokens, robots)
+    last_use: LastUse
 
     @classmethod
-    def from_app(cls, app: Flask, cache: CredentialCache) -> AuthContext:
+    def from_app(cls, app: Flask, cache: CredentialCache, hasher: SecretHasher) -> AuthContext:
         """Call after FAB's security manager exists: it sets the fake hash's default."""
         config = app.config
         return cls(
@@ -68,6 +73,8 @@ class AuthContext:
             admin_role=config.get("AUTH_ROLE_ADMIN", "Admin"),
             fake_hash=config["AUTH_DB_FAKE_PASSWORD_HASH_CHECK"],
             case_insensitive=config.get("AUTH_USERNAME_CI", True),
+            hasher=hasher,
+            last_use=LastUse(),
         )
 
 
@@ -102,9 +109,11 @@ def parse_authorization(header: str | None) -> BasicCredentials | None:
 def credential_kind(credentials: BasicCredentials) -> PrincipalKind:
     """The kind of principal Basic credentials claim to be, from their shape alone.
 
-    Only passwords exist today. Issue 10 recognises its kinds here, as quay does: an access
-    token by its prefix in the password, a robot by its `namespace+name` username.
+    As quay does: an access token by its prefix (and checksum) in the password, so no
+    password hash is ever tried for a token nor a token looked up for a password.
     """
+    if kind_of(credentials.password) is SecretKind.ACCESS_TOKEN:
+        return PrincipalKind.ACCESS_TOKEN
     return PrincipalKind.USER
 
 
@@ -121,9 +130,30 @@ def _password_user(
     )
 
 
+def _access_token(
+    context: AuthContext, session: Session, credentials: BasicCredentials
+) -> Principal | None:
+    # The same one indexed read whether the user exists or not, and the same INVALID answer
+    # for a wrong secret, an unknown user and a refused token: only the audit record says why.
+    proof = prove(
+        session,
+        context.hasher,
+        credentials.username,
+        credentials.password,
+        admin_role=context.admin_role,
+        case_insensitive=context.case_insensitive,
+    )
+    if proof.refusal is not None:
+        context.last_use.refused(session.get_bind(), proof, current_origin().address)
+    return proof.principal
+
+
 # One check per kind of credential: the principal it proves, or None.
 CredentialCheck = Callable[[AuthContext, Session, BasicCredentials], Principal | None]
-_CHECKS: dict[PrincipalKind, CredentialCheck] = {PrincipalKind.USER: _password_user}
+_CHECKS: dict[PrincipalKind, CredentialCheck] = {
+    PrincipalKind.USER: _password_user,
+    PrincipalKind.ACCESS_TOKEN: _access_token,
+}
 
 
 def authenticate(
@@ -161,6 +191,8 @@ def authenticate(
         raise AuthenticationRefused(
             f"account {account!r} does not match the credentials given", claimed=account
         )
+    if principal.token_id is not None:
+        context.last_use.note(session.get_bind(), principal.token_id, current_origin().address)
     return principal
 
 

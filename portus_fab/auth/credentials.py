@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, selectinload
 from werkzeug.security import check_password_hash
 
 from portus_fab.access.policy import Principal, PrincipalKind
+from portus_fab.models.namespaces import utcnow
 
 MAX_ENTRIES = 10_000
 
@@ -50,6 +51,10 @@ class CredentialCache:
     def lookup(self, key: bytes, epoch: int) -> Principal | None:
         entry = self._entries.get(key)
         if entry is None or entry.epoch != epoch or entry.expires < time.monotonic():
+            return None
+        # An expiry changes no data, so no epoch bump announces it: check it on every hit.
+        until = entry.principal.expires_at
+        if until is not None and until <= utcnow():
             return None
         return entry.principal
 

@@ -18,9 +18,12 @@ from portus_fab.models.namespaces import (
 )
 from portus_fab.models.repositories import Repository, Tag
 from portus_fab.models.robots import Robot, RobotGrant
+from portus_fab.models.tokens import AccessLevel, AccessToken
 
 __all__ = [
     "GLOBAL_NAMESPACE",
+    "AccessLevel",
+    "AccessToken",
     "Activity",
     "EventStatus",
     "Grant",

@@ -88,6 +88,14 @@ def is_live(token: AccessToken, now: dt.datetime) -> bool:
     return token.revoked_at is None and (token.expires_at is None or token.expires_at > now)
 
 
+def state_of(token: AccessToken, now: dt.datetime) -> str:
+    if token.revoked_at is not None:
+        return "revoked"
+    if token.expires_at is not None and token.expires_at <= now:
+        return "expired"
+    return "active"
+
+
 def _target(user: User, name: str) -> Target:
     return Target(TargetType.ACCESS_TOKEN, f"{user.username}/{name}")
 

@@ -19,6 +19,7 @@ from portus_fab.auth.authenticate import principal_named
 from portus_fab.auth.scopes import ScopeError, judged_repository
 from portus_fab.catalog import reporting
 from portus_fab.cli.db import db_cli
+from portus_fab.cli.tokens import token_cli
 from portus_fab.core import portus
 from portus_fab.errors import Invalid, PortusError
 from portus_fab.models import Role, Visibility
@@ -28,6 +29,7 @@ from portus_fab.registry.errors import RegistryError
 
 portus_cli = AppGroup("portus", help="portus_fab administration.")
 portus_cli.add_command(db_cli)
+portus_cli.add_command(token_cli)
 F = TypeVar("F", bound=Callable[..., Any])
 
 VISIBILITIES = click.Choice([v.value for v in Visibility])

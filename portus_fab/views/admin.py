@@ -411,12 +411,17 @@ class RegistryEventView(ModelView):
 class ActivityView(ModelView):
     datamodel = SQLAInterface(Activity)
     list_title = "Activity"
-    list_columns = ["at", "kind", "actor", "repository", "tag", "digest", "previous_digest"]
-    search_columns = ["kind", "actor", "repository", "tag", "at"]
+    list_columns = ["at", "kind", "actor", "target_name", "digest", "previous_digest"]
+    search_columns = ["kind", "actor", "target_type", "target_name", "repository", "tag", "at"]
+    label_columns = {"target_name": "Target", "target_type": "Target type"}
     show_columns = [
         "at",
         "kind",
         "actor",
+        "address",
+        "target_type",
+        "target_name",
+        "details",
         "repository",
         "tag",
         "digest",

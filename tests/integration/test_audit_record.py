@@ -386,3 +386,20 @@ def test_pushes_and_deletes_name_their_tag(world: World) -> None:
         (Kind.DELETE, "olivia", "tag", "devteam/app:v1"),
         (Kind.REPOSITORY_REMOVED, "olivia", "repository", "devteam/app"),
     ]
+
+
+def test_the_activity_screen_shows_who_from_where_on_what(world: World) -> None:
+    world.start()
+    screen_post(
+        world,
+        "/teammemberview/add",
+        {"team": world.id_of(Team, name="devcrew"), "user": "vera", "role": "viewer"},
+    )
+    record = world.session.scalar(select(func.max(Activity.id)))
+    assert record > world.mark
+    admin = world.admin()
+    listed = html.unescape(admin.get("/activityview/list/?_flt_0_kind=member+added").text)
+    assert "member added" in listed and "devcrew" in listed
+    shown = html.unescape(admin.get(f"/activityview/show/{record}").text)
+    for text in (ADMIN, SCREEN_ADDRESS, "team", "devcrew", "vera", "viewer"):
+        assert text in shown, text

@@ -19,7 +19,15 @@ from sqlalchemy.orm import Session
 from portus_fab.access.management import create_personal_namespace
 from portus_fab.access.policy import INTERNAL_IDENTITY
 from portus_fab.audit import changes
-from portus_fab.models import AccessToken, Namespace, PolicyEpoch, Team, TeamMember
+from portus_fab.models import (
+    AccessToken,
+    Namespace,
+    PolicyEpoch,
+    Robot,
+    RobotGrant,
+    Team,
+    TeamMember,
+)
 from portus_fab.models.epoch import EPOCH_ROW
 from portus_fab.models.namespaces import Grant
 
@@ -71,8 +79,10 @@ def install() -> None:
 
 
 # Changes to these can change a decision of the policy (who is admin, who holds which role).
+# A robot's secret, expiry, disabled flag and grants too: a rotated, disabled or deleted robot
+# is refused at its next token request in every process.
 # An access token's last use is written by a Core statement (auth/access_tokens.py), never here.
-_POLICY_MODELS = (Role, Group, Namespace, Grant, Team, TeamMember, AccessToken)
+_POLICY_MODELS = (Role, Group, Namespace, Grant, Team, TeamMember, Robot, RobotGrant, AccessToken)
 _USER_POLICY_ATTRIBUTES = ("username", "password", "active", "roles", "groups")
 
 

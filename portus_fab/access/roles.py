@@ -50,6 +50,25 @@ USER = [
         for perm in ("can_list", "can_show", "can_add", "can_edit", "can_delete")
     ],
     ("menu_access", "Grants"),
+    # Robot accounts of the namespaces they own, and robot grants there (rows: the policy).
+    *[
+        (perm, "RobotView")
+        for perm in (
+            "can_list",
+            "can_show",
+            "can_new",
+            "can_rotate",
+            "can_disable",
+            "can_enable",
+            "can_remove",
+        )
+    ],
+    ("menu_access", "Robot accounts"),
+    *[
+        (perm, "RobotGrantView")
+        for perm in ("can_list", "can_show", "can_add", "can_edit", "can_delete")
+    ],
+    ("menu_access", "Robot grants"),
     ("can_list", "RepositoryView"),
     ("can_show", "RepositoryView"),
     ("can_edit", "RepositoryView"),

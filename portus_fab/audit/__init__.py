@@ -47,6 +47,12 @@ class Kind(enum.StrEnum):
     GRANT_ADDED = "grant added"
     GRANT_CHANGED = "grant changed"
     GRANT_REMOVED = "grant removed"
+    ROBOT_CREATED = "robot created"
+    ROBOT_ROTATED = "robot secret rotated"
+    ROBOT_DISABLED = "robot disabled"
+    ROBOT_ENABLED = "robot enabled"
+    ROBOT_DELETED = "robot deleted"
+    ROBOT_REFUSED = "robot refused"  # its right secret, but disabled or expired
     ACCESS_TOKEN_CREATED = "access token created"
     ACCESS_TOKEN_REVOKED = "access token revoked"
     ACCESS_TOKEN_REFUSED = "access token refused"  # a real token, expired, revoked or misused
@@ -59,6 +65,7 @@ class TargetType(enum.StrEnum):
     TAG = "tag"
     NAMESPACE = "namespace"
     TEAM = "team"
+    ROBOT = "robot"  # by its full name, `namespace+name`
     ACCESS_TOKEN = "access token"  # by `username/token name`
 
 

@@ -1,7 +1,7 @@
-"""Changes to namespaces, teams, members and grants are recorded at flush time, whichever way
-they are made: FAB's screens write through their own SQLAInterface, the CLI and the REST API
-through portus_fab.access.management, and a flush sees them all. One record per changed row per
-flush, added to the flush itself, so it commits or rolls back with the change.
+"""Changes to namespaces, teams, members and grants (robot grants too) are recorded at flush
+time, whichever way they are made: FAB's screens write through their own SQLAInterface, the CLI
+and the REST API through portus_fab.access.management, and a flush sees them all. One record per
+changed row per flush, added to the flush itself, so it commits or rolls back with the change.
 
 Rows written without the ORM (the personal namespace made inside a user's flush, a user's grants
 removed with the user) are recorded where they are written.
@@ -17,7 +17,7 @@ from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
 from portus_fab.audit import Kind, Target, TargetType, record
-from portus_fab.models import Grant, Namespace, Team, TeamMember
+from portus_fab.models import Grant, Namespace, Robot, RobotGrant, Team, TeamMember
 
 
 def _changed(instance: object, attributes: Iterable[str]) -> dict[str, list[Any]]:
@@ -110,7 +110,27 @@ def _grant(session: Session, grant: Grant, how: str) -> None:
         record(session, Kind.GRANT_CHANGED, target=target, details=details)
 
 
-_RECORDERS = {Namespace: _namespace, Team: _team, TeamMember: _member, Grant: _grant}
+def _robot_grant(session: Session, grant: RobotGrant, how: str) -> None:
+    namespace = _related(session, grant, "namespace", Namespace, grant.namespace_id)
+    robot = _related(session, grant, "robot", Robot, grant.robot_id)
+    target = Target(TargetType.NAMESPACE, namespace.name)
+    details: dict[str, Any] = {"robot": robot.full_name, "role": _plain(grant.role)}
+    if how == "new":
+        record(session, Kind.GRANT_ADDED, target=target, details=details)
+    elif how == "deleted":
+        record(session, Kind.GRANT_REMOVED, target=target, details=details)
+    elif changes := _changed(grant, ("role",)):
+        details["previous_role"] = changes["role"][0]
+        record(session, Kind.GRANT_CHANGED, target=target, details=details)
+
+
+_RECORDERS = {
+    Namespace: _namespace,
+    Team: _team,
+    TeamMember: _member,
+    Grant: _grant,
+    RobotGrant: _robot_grant,
+}
 
 
 def _record_changes(session: Session, _context: Any, _instances: Any) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Flask
 from sqlalchemy.orm import Session
@@ -27,6 +27,7 @@ from portus_fab.auth.credentials import (
     principal_for,
     same_username,
 )
+from portus_fab.auth.robots import RobotUsage, check_secret
 from portus_fab.auth.secrets import SecretHasher, SecretKind, kind_of
 from portus_fab.errors import Unauthenticated
 
@@ -63,6 +64,7 @@ class AuthContext:
     case_insensitive: bool  # usernames compared as FAB's login compares them
     hasher: SecretHasher  # of every stored secret (access tokens, robots)
     last_use: LastUse
+    robot_usage: RobotUsage = field(default_factory=RobotUsage)
 
     @classmethod
     def from_app(cls, app: Flask, cache: CredentialCache, hasher: SecretHasher) -> AuthContext:
@@ -109,11 +111,14 @@ def parse_authorization(header: str | None) -> BasicCredentials | None:
 def credential_kind(credentials: BasicCredentials) -> PrincipalKind:
     """The kind of principal Basic credentials claim to be, from their shape alone.
 
-    As quay does: an access token by its prefix (and checksum) in the password, so no
-    password hash is ever tried for a token nor a token looked up for a password.
+    As quay does: an access token or a robot's secret by its prefix (and checksum) in the
+    password, so no password hash is ever tried for a token nor a token looked up for a password.
     """
-    if kind_of(credentials.password) is SecretKind.ACCESS_TOKEN:
+    kind = kind_of(credentials.password)
+    if kind is SecretKind.ACCESS_TOKEN:
         return PrincipalKind.ACCESS_TOKEN
+    if kind is SecretKind.ROBOT:  # its username is `namespace+name`
+        return PrincipalKind.ROBOT
     return PrincipalKind.USER
 
 
@@ -148,11 +153,20 @@ def _access_token(
     return proof.principal
 
 
+def _robot(
+    context: AuthContext, session: Session, credentials: BasicCredentials
+) -> Principal | None:
+    return check_secret(
+        session, context.hasher, context.robot_usage, credentials.username, credentials.password
+    )
+
+
 # One check per kind of credential: the principal it proves, or None.
 CredentialCheck = Callable[[AuthContext, Session, BasicCredentials], Principal | None]
 _CHECKS: dict[PrincipalKind, CredentialCheck] = {
     PrincipalKind.USER: _password_user,
     PrincipalKind.ACCESS_TOKEN: _access_token,
+    PrincipalKind.ROBOT: _robot,
 }
 
 
@@ -193,6 +207,8 @@ def authenticate(
         )
     if principal.token_id is not None:
         context.last_use.note(session.get_bind(), principal.token_id, current_origin().address)
+    if principal.robot_id is not None:
+        context.robot_usage.used(session, principal.robot_id)
     return principal
 
 

@@ -14,6 +14,7 @@ from portus_fab.views.browse import BrowseView
 from portus_fab.views.health import health_blueprint
 from portus_fab.views.registry.token import token_blueprint
 from portus_fab.views.registry.webhook import webhook_blueprint
+from portus_fab.views.robots import register_robot_views
 
 # Only carries portus_fab/templates into the app's template search path.
 templates_blueprint = Blueprint(
@@ -31,6 +32,7 @@ def register_views(appbuilder: AppBuilder, app: Flask) -> None:
     app.register_blueprint(templates_blueprint)
     appbuilder.add_view(BrowseView, "Explore", icon="fa-search")
     register_admin_views(appbuilder)
+    register_robot_views(appbuilder)
     for blueprint in REGISTRY_BLUEPRINTS:
         app.register_blueprint(blueprint)
         csrf.exempt(blueprint)

@@ -16,7 +16,10 @@ from sqlalchemy import MetaData, select
 from werkzeug.routing import Rule
 
 from portus_fab.access import management
+from portus_fab.access.policy import INTERNAL
+from portus_fab.auth import robots
 from portus_fab.catalog import repositories
+from portus_fab.core import portus
 from portus_fab.models import Role, Visibility
 from portus_fab.models.activity import Activity, RegistryEventRecord
 from tests.conftest import add_user
@@ -60,6 +63,10 @@ def build_world(app: Flask) -> None:
     management.add_member(session, crew, olivia, Role.OWNER)
     devteam = management.create_namespace(session, "devteam", visibility=Visibility.PRIVATE)
     management.set_grant(session, devteam, Role.OWNER, team=crew)
+    # A robot (with its grant on its namespace) behind the robot screens.
+    robots.create_robot(
+        session, portus().authentication.hasher, INTERNAL, "devteam", "builder", "write"
+    )
     at = dt.datetime(2024, 1, 1, 12, 0, 0)
     repositories.record_pushes(
         session, [repositories.Push(REPOSITORY, "latest", f"sha256:{1:064x}", None, ADMIN, at)]

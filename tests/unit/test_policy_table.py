@@ -10,6 +10,7 @@ import pytest
 from portus_fab.access.policy import (
     ALL_ACTIONS,
     ANONYMOUS,
+    ROBOT_CEILING,
     Action,
     Ceiling,
     Decision,
@@ -542,3 +543,56 @@ def test_manage_refusals_say_why() -> None:
     assert (
         decide_manage(token, team, Role.OWNER).reason == "this access token may not manage a team"
     )
+
+
+# --- robots: the roles their robot grants give, capped at contributor; never delete or manage ---
+
+ROBOT = Principal(PrincipalKind.ROBOT, username="ci+bot", robot_id=7, ceiling=ROBOT_CEILING)
+
+
+def robot_grant(role: Role) -> tuple[RoleSource, ...]:
+    return (RoleSource(role, "robot grant", role),)
+
+
+ROBOT_TABLE = [
+    # (visibility or None: no such namespace, robot grant role, contributors may delete, allowed)
+    (Visibility.PRIVATE, None, False, NONE),
+    (Visibility.PROTECTED, None, False, NONE),  # "any logged-in user": a robot is not a user
+    (Visibility.PUBLIC, None, False, {PULL}),
+    (Visibility.PRIVATE, Role.VIEWER, False, {PULL}),
+    (Visibility.PROTECTED, Role.VIEWER, False, {PULL}),
+    (Visibility.PRIVATE, Role.CONTRIBUTOR, False, {PULL, PUSH}),
+    (Visibility.PRIVATE, Role.CONTRIBUTOR, True, {PULL, PUSH}),
+    # A CHECK keeps owner out of robot grants; were one there, it still gives contributor.
+    (Visibility.PRIVATE, Role.OWNER, True, {PULL, PUSH}),
+    (Visibility.PUBLIC, Role.OWNER, False, {PULL, PUSH}),
+    (None, Role.CONTRIBUTOR, False, NONE),
+]
+
+
+@pytest.mark.parametrize(("visibility", "role", "contributors_delete", "allowed"), ROBOT_TABLE)
+def test_robot_rights(
+    visibility: Visibility | None,
+    role: Role | None,
+    contributors_delete: bool,
+    allowed: frozenset[Action],
+) -> None:
+    sources = robot_grant(role) if role is not None else ()
+    explanation = run(ROBOT, visibility, sources, delete_by_contributors=contributors_delete)
+    assert explanation.allowed == allowed
+    check_reasons(explanation.decisions)
+    if role is not None and visibility is not None:
+        assert explanation.role == (Role.VIEWER if role == Role.VIEWER else Role.CONTRIBUTOR)
+
+
+def test_robot_refusals_say_why() -> None:
+    refused = run(ROBOT, Visibility.PROTECTED).denial_reasons(list(Action))
+    assert refused[PULL] == "a robot needs a grant on team"
+    assert refused[DELETE] == "this robot may only pull, push"
+    assert catalog_refusal(ROBOT) is not None
+
+
+@pytest.mark.parametrize("what", list(Manageable))
+@pytest.mark.parametrize("role", [None, *Role])
+def test_robots_never_manage(what: Manageable, role: Role | None) -> None:
+    assert not decide_manage(ROBOT, what, role).allowed

@@ -8,6 +8,7 @@ in user and the client's address. Outside both, the change is portus_fab's own (
 from __future__ import annotations
 
 import getpass
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -29,8 +30,12 @@ _request_origin: list[Callable[[], Origin | None]] = []
 
 
 def cli_origin() -> Origin:
-    """A CLI command acts as the operating system user who ran it."""
-    return Origin(f"cli:{getpass.getuser()}")
+    """A CLI command acts as the operating system user who ran it (by uid in a container
+    whose uid has no name)."""
+    try:
+        return Origin(f"cli:{getpass.getuser()}")
+    except (KeyError, OSError):
+        return Origin(f"cli:uid {os.getuid()}")
 
 
 @contextmanager

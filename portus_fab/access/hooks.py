@@ -19,15 +19,7 @@ from sqlalchemy.orm import Session
 from portus_fab.access.management import create_personal_namespace
 from portus_fab.access.policy import INTERNAL_IDENTITY
 from portus_fab.audit import changes
-from portus_fab.models import (
-    AccessToken,
-    Namespace,
-    PolicyEpoch,
-    Robot,
-    RobotGrant,
-    Team,
-    TeamMember,
-)
+from portus_fab.models import AccessToken, Namespace, PolicyEpoch, Team, TeamMember
 from portus_fab.models.epoch import EPOCH_ROW
 from portus_fab.models.namespaces import Grant
 
@@ -50,9 +42,7 @@ def _forget_user(_mapper: Any, connection: Connection, user: User) -> None:
     # Bumped here too: a deleted user's cached credentials (a password, a token) must fail at
     # the next request, and the flush hook below does not see a user deleted this way.
     epoch = PolicyEpoch.__table__
-    connection.execute(
-        update(epoch).where(epoch.c.id == EPOCH_ROW).values(value=epoch.c.value + 1)
-    )
+    connection.execute(update(epoch).where(epoch.c.id == EPOCH_ROW).values(value=epoch.c.value + 1))
     connection.execute(
         delete(TeamMember.__table__).where(TeamMember.__table__.c.user_id == user.id)
     )
@@ -79,10 +69,8 @@ def install() -> None:
 
 
 # Changes to these can change a decision of the policy (who is admin, who holds which role).
-# A robot's secret, expiry, disabled flag and grants too: a rotated, disabled or deleted robot
-# is refused at its next token request in every process.
 # An access token's last use is written by a Core statement (auth/access_tokens.py), never here.
-_POLICY_MODELS = (Role, Group, Namespace, Grant, Team, TeamMember, Robot, RobotGrant, AccessToken)
+_POLICY_MODELS = (Role, Group, Namespace, Grant, Team, TeamMember, AccessToken)
 _USER_POLICY_ATTRIBUTES = ("username", "password", "active", "roles", "groups")
 
 

@@ -76,14 +76,6 @@ def ceiling_of(token: AccessToken) -> Ceiling:
     return Ceiling(LEVEL_ACTIONS[token.access], namespaces)
 
 
-def describe_ceiling(ceiling: Ceiling) -> str:
-    """`pull, push in alice, ci` - what a token may do at most, for lists and explanations."""
-    actions = ", ".join(action for action in Action if action in ceiling.actions)
-    limit = ceiling.namespaces
-    where = "every namespace" if limit is None else ", ".join(sorted(limit)) or "no namespace"
-    return f"{actions} in {where}"
-
-
 def is_live(token: AccessToken, now: dt.datetime) -> bool:
     return token.revoked_at is None and (token.expires_at is None or token.expires_at > now)
 
@@ -207,11 +199,7 @@ def list_tokens(session: Session, user: User) -> list[AccessToken]:
 def revoke_token(session: Session, user: User, name: str) -> AccessToken:
     """Revoke the token at once: the change bumps the policy epoch (access/hooks.py), so no
     process answers it from its credential cache again."""
-    token = session.scalar(
-        select(AccessToken).where(AccessToken.user_id == user.id, AccessToken.name == name)
-    )
-    if token is None:
-        raise NotFound(f"{user.username} has no token named {name!r}")
+    token = find_token(session, user, name)
     if token.revoked_at is not None:
         raise Conflict(f"the token {name!r} of {user.username} is already revoked")
     token.revoked_at = utcnow()
@@ -268,8 +256,13 @@ def prove(
         refusal = "its owner is disabled"
     if refusal is not None:
         return Proof(None, refusal=refusal, token=token)
-    owner = principal_for(user, admin_role)
-    principal = Principal(
+    return Proof(principal_of(token, admin_role), token=token)
+
+
+def principal_of(token: AccessToken, admin_role: str) -> Principal:
+    """The owner as they are now, with the token's ceiling."""
+    owner = principal_for(token.user, admin_role)
+    return Principal(
         PrincipalKind.ACCESS_TOKEN,
         user_id=owner.user_id,
         username=owner.username,
@@ -280,7 +273,15 @@ def prove(
         token_name=token.name,
         expires_at=token.expires_at,
     )
-    return Proof(principal, token=token)
+
+
+def find_token(session: Session, user: User, name: str) -> AccessToken:
+    token = session.scalar(
+        select(AccessToken).where(AccessToken.user_id == user.id, AccessToken.name == name)
+    )
+    if token is None:
+        raise NotFound(f"{user.username} has no token named {name!r}")
+    return token
 
 
 class Throttle:

@@ -60,7 +60,7 @@ def create(
             token = created.token
     except PortusError as error:
         raise click.ClickException(str(error)) from None
-    ceiling = access_tokens.describe_ceiling(access_tokens.ceiling_of(token))
+    ceiling = access_tokens.ceiling_of(token).describe()
     expires = _when(token.expires_at) if token.expires_at else "never"
     click.echo(f"token {token.name!r} of {user.username}: {ceiling}, expires {expires}")
     click.echo(created.secret)

@@ -87,3 +87,24 @@ def test_a_second_live_token_of_the_same_name_is_refused(runner: Any, alice: Any
     again = run(runner, "create", "alice", "ci", "--access", "write")
     assert again.exit_code == 1
     assert "already has a token named 'ci'" in again.output
+
+
+def test_explain_says_which_credential_and_ceiling_a_decision_came_from(
+    runner: Any, alice: Any
+) -> None:
+    assert run(runner, "create", "alice", "ci", "--access", "read").exit_code == 0
+    as_password = runner.invoke(args=["portus", "explain", "alice", "alice/app"])
+    assert "credential: password or web sign-in; ceiling: none" in as_password.output
+    assert "push: allowed" in as_password.output
+    as_token = runner.invoke(args=["portus", "explain", "alice", "alice/app", "--token", "ci"])
+    assert as_token.exit_code == 0, as_token.output
+    assert (
+        "credential: access token 'ci' of alice; ceiling: at most pull in every namespace"
+        in as_token.output
+    )
+    assert "pull: allowed" in as_token.output and "push: denied" in as_token.output
+    assert run(runner, "revoke", "alice", "ci").exit_code == 0
+    revoked = runner.invoke(args=["portus", "explain", "alice", "alice/app", "--token", "ci"])
+    assert "the token is revoked: the token service refuses it" in revoked.output
+    missing = runner.invoke(args=["portus", "explain", "alice", "alice/app", "--token", "no"])
+    assert missing.exit_code == 1 and "has no token named 'no'" in missing.output

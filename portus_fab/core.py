@@ -15,6 +15,7 @@ from portus_fab.auth.access import DecisionCache
 from portus_fab.auth.authenticate import AuthContext
 from portus_fab.auth.credentials import CredentialCache
 from portus_fab.auth.keys import SigningKey, load_or_generate
+from portus_fab.auth.lockout import Lockout
 from portus_fab.auth.scopes import parse_scopes
 from portus_fab.auth.secrets import SecretHasher
 from portus_fab.auth.tokens import IssuedToken, issue_token
@@ -45,7 +46,10 @@ class Portus:
         )
         cache = CredentialCache(app.config["SECRET_KEY"].encode(), settings.credential_cache_ttl)
         hasher = SecretHasher(settings.credential_hash_key.encode())
-        authentication = AuthContext.from_app(app, cache, hasher)
+        lockout = Lockout.from_settings(
+            settings, case_insensitive=app.config.get("AUTH_USERNAME_CI", True)
+        )
+        authentication = AuthContext.from_app(app, cache, hasher, lockout)
         return cls(
             settings, key, authentication, DecisionCache(), EventApplier(app, publish_enrich)
         )

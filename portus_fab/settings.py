@@ -243,6 +243,32 @@ SPECS: tuple[SettingSpec, ...] = (
         "failed sign-ins allowed from one address, in Flask-Limiter's notation, before sign-in "
         "answers 429 (`off`: no limit)",
     ),
+    SettingSpec(
+        "PORTUS_LOCKOUT_ACCOUNT_THRESHOLD",
+        "10",
+        int,
+        "failed sign-ins for one account from one address, within the window, that lock that "
+        "account from that address, on the web and the token endpoint alike (0: never)",
+    ),
+    SettingSpec(
+        "PORTUS_LOCKOUT_ADDRESS_THRESHOLD",
+        "50",
+        int,
+        "failed sign-ins from one address, for any accounts, within the window, that lock "
+        "every account from that address (0: never)",
+    ),
+    SettingSpec(
+        "PORTUS_LOCKOUT_WINDOW",
+        "900",
+        int,
+        "seconds over which failed sign-ins are counted towards a lock",
+    ),
+    SettingSpec(
+        "PORTUS_LOCKOUT_DURATION",
+        "900",
+        int,
+        "seconds a lock lasts (an admin may lift it sooner)",
+    ),
 )
 
 SETTING_NAMES = frozenset(spec.name for spec in SPECS)
@@ -308,6 +334,10 @@ class Settings:
     user_role: str
     anonymous_browse: bool
     login_rate_limit: str | None
+    lockout_account_threshold: int
+    lockout_address_threshold: int
+    lockout_window: int
+    lockout_duration: int
 
     @property
     def token_realm(self) -> str:
@@ -343,6 +373,12 @@ class Settings:
         for name in ("PORTUS_WEB_WORKERS", "PORTUS_WEB_THREADS"):
             if value[name] < 1:
                 raise ValueError(f"{name} must be at least 1")
+        for name in ("PORTUS_LOCKOUT_WINDOW", "PORTUS_LOCKOUT_DURATION"):
+            if value[name] < 1:
+                raise ValueError(f"{name} must be at least 1 second")
+        for name in ("PORTUS_LOCKOUT_ACCOUNT_THRESHOLD", "PORTUS_LOCKOUT_ADDRESS_THRESHOLD"):
+            if value[name] < 0:
+                raise ValueError(f"{name} must be 0 (never) or more")
         # No time at all would fail every request: a mistake, not a setting.
         bounds = ("PORTUS_REGISTRY_TIMEOUT", "PORTUS_REGISTRY_DEADLINE", "PORTUS_HEALTH_TIMEOUT")
         for name in bounds:
@@ -385,6 +421,10 @@ class Settings:
             user_role=value["PORTUS_USER_ROLE"],
             anonymous_browse=value["PORTUS_ANONYMOUS_BROWSE"],
             login_rate_limit=value["PORTUS_LOGIN_RATE_LIMIT"],
+            lockout_account_threshold=value["PORTUS_LOCKOUT_ACCOUNT_THRESHOLD"],
+            lockout_address_threshold=value["PORTUS_LOCKOUT_ADDRESS_THRESHOLD"],
+            lockout_window=value["PORTUS_LOCKOUT_WINDOW"],
+            lockout_duration=value["PORTUS_LOCKOUT_DURATION"],
         )
 
 

@@ -47,6 +47,10 @@ class Kind(enum.StrEnum):
     GRANT_ADDED = "grant added"
     GRANT_CHANGED = "grant changed"
     GRANT_REMOVED = "grant removed"
+    # portus_fab.auth.lockout: too many failed sign-ins, a lock lifted, a sign-in refused by one.
+    SIGN_IN_LOCKED = "sign-in locked"
+    SIGN_IN_UNLOCKED = "sign-in unlocked"
+    SIGN_IN_REFUSED_LOCKED = "sign-in refused while locked"
     ROBOT_CREATED = "robot created"
     ROBOT_ROTATED = "robot secret rotated"
     ROBOT_DISABLED = "robot disabled"
@@ -65,6 +69,8 @@ class TargetType(enum.StrEnum):
     TAG = "tag"
     NAMESPACE = "namespace"
     TEAM = "team"
+    ACCOUNT = "account"  # a username as a client claimed it, existing or not
+    ADDRESS = "address"  # a client's address
     ROBOT = "robot"  # by its full name, `namespace+name`
     ACCESS_TOKEN = "access token"  # by `username/token name`
 

@@ -27,6 +27,7 @@ from portus_fab.auth.credentials import (
     principal_for,
     same_username,
 )
+from portus_fab.auth.lockout import Lockout
 from portus_fab.auth.robots import RobotUsage, check_secret
 from portus_fab.auth.secrets import SecretHasher, SecretKind, kind_of
 from portus_fab.errors import Unauthenticated
@@ -64,10 +65,13 @@ class AuthContext:
     case_insensitive: bool  # usernames compared as FAB's login compares them
     hasher: SecretHasher  # of every stored secret (access tokens, robots)
     last_use: LastUse
+    lockout: Lockout  # failed sign-ins counted and locked, shared with the web sign-in
     robot_usage: RobotUsage = field(default_factory=RobotUsage)
 
     @classmethod
-    def from_app(cls, app: Flask, cache: CredentialCache, hasher: SecretHasher) -> AuthContext:
+    def from_app(
+        cls, app: Flask, cache: CredentialCache, hasher: SecretHasher, lockout: Lockout
+    ) -> AuthContext:
         """Call after FAB's security manager exists: it sets the fake hash's default."""
         config = app.config
         return cls(
@@ -77,6 +81,7 @@ class AuthContext:
             case_insensitive=config.get("AUTH_USERNAME_CI", True),
             hasher=hasher,
             last_use=LastUse(),
+            lockout=lockout,
         )
 
 
@@ -170,6 +175,20 @@ _CHECKS: dict[PrincipalKind, CredentialCheck] = {
 }
 
 
+def _checked(context: AuthContext, session: Session, credentials: BasicCredentials) -> Principal:
+    """The slow path of every credential kind, between the lock and the count: a locked pair or
+    address is refused before any check (so even the right secret gets nowhere), and every
+    failure, whichever its kind or cause (unknown name too), counts towards a lock."""
+    engine = session.get_bind()
+    attempt = context.lockout.attempt(credentials.username, current_origin().address)
+    context.lockout.check(engine, attempt)
+    proved = _CHECKS[credential_kind(credentials)](context, session, credentials)
+    if proved is None:
+        context.lockout.failed(engine, attempt)
+        raise AuthenticationRefused(INVALID, claimed=credentials.username)
+    return proved
+
+
 def authenticate(
     context: AuthContext,
     session: Session,
@@ -189,14 +208,14 @@ def authenticate(
     if credentials is None:
         principal = ANONYMOUS
     else:
-        key = context.cache.key(credentials.username, credentials.password)
+        key = context.cache.key(
+            credentials.username, credentials.password, current_origin().address
+        )
         cached = context.cache.lookup(key, epoch)
         if cached is not None:
             principal = cached
         else:
-            proved = _CHECKS[credential_kind(credentials)](context, session, credentials)
-            if proved is None:
-                raise AuthenticationRefused(INVALID, claimed=credentials.username)
+            proved = _checked(context, session, credentials)
             context.cache.remember(key, proved, epoch)
             principal = proved
     if account and not same_username(

@@ -43,9 +43,12 @@ class CredentialCache:
         self._entries: dict[bytes, _Entry] = {}
         self._lock = threading.Lock()
 
-    def key(self, username: str, password: str) -> bytes:
-        # Unambiguous: a Basic username cannot contain ':' (the first colon ends it).
-        message = username.encode() + b":" + password.encode()
+    def key(self, username: str, password: str, address: str | None) -> bytes:
+        """Per client address too: a success from one address must not answer the same
+        credentials from an address whose sign-ins are locked (portus_fab.auth.lockout)."""
+        # Unambiguous: a Basic username cannot contain ':' (the first colon ends it), and no
+        # address a server passes contains a newline.
+        message = (address or "").encode() + b"\n" + username.encode() + b":" + password.encode()
         return hmac.new(self._secret, message, hashlib.sha256).digest()
 
     def lookup(self, key: bytes, epoch: int) -> Principal | None:

@@ -14,23 +14,25 @@ import yaml
 from flask.cli import AppGroup
 
 from portus_fab.access import management
+from portus_fab.access.policy import INTERNAL
 from portus_fab.audit.origin import acting, cli_origin
-from portus_fab.auth import access_tokens
+from portus_fab.auth import robots
 from portus_fab.auth.authenticate import principal_named
 from portus_fab.auth.scopes import ScopeError, judged_repository
 from portus_fab.catalog import reporting
 from portus_fab.cli.db import db_cli
+from portus_fab.cli.lockout import lockout_cli
 from portus_fab.cli.tokens import token_cli
 from portus_fab.core import portus
 from portus_fab.errors import Invalid, PortusError
 from portus_fab.models import Role, Visibility
-from portus_fab.models.namespaces import utcnow
 from portus_fab.models.transaction import transaction
 from portus_fab.registry.config import auth_and_notifications, complete_config
 from portus_fab.registry.errors import RegistryError
 
 portus_cli = AppGroup("portus", help="portus_fab administration.")
 portus_cli.add_command(db_cli)
+portus_cli.add_command(lockout_cli)
 portus_cli.add_command(token_cli)
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -97,8 +99,7 @@ def jwks() -> None:
 @portus_cli.command("explain")
 @click.argument("username")
 @click.argument("repository")
-@click.option("--token", "token_name", help="As USERNAME's access token of this name.")
-def explain(username: str, repository: str, token_name: str | None) -> None:
+def explain(username: str, repository: str) -> None:
     """Say what USERNAME may do on REPOSITORY, and why, as the token service decides it."""
     try:
         host, judged = judged_repository(repository)
@@ -108,16 +109,6 @@ def explain(username: str, repository: str, token_name: str | None) -> None:
     principal = principal_named(core.authentication, core.session, username)
     if principal is None:
         raise click.ClickException(f"no user named {username!r}")
-    if token_name is not None:
-        try:
-            user = management.find_user(core.session, username)
-            token = access_tokens.find_token(core.session, user, token_name)
-        except PortusError as error:
-            raise click.ClickException(str(error)) from None
-        principal = access_tokens.principal_of(token, core.admin_role)
-        state = access_tokens.state_of(token, utcnow())
-        if state != "active":
-            click.echo(f"the token is {state}: the token service refuses it")
     if host is not None:
         click.echo(
             f"{host!r} is a registry host as docker reads it: the token service judges {judged!r}"
@@ -228,12 +219,22 @@ def team_remove_member(team: str, username: str) -> None:
 @click.argument("namespace")
 @click.option("--user", "username", help="Grant to this user.")
 @click.option("--team", "team_name", help="Grant to this team.")
+@click.option("--robot", "robot_name", help="Grant to this robot (NAMESPACE+NAME).")
 @click.option("--role", type=ROLES, required=True)
 @committing
-def grant(namespace: str, username: str | None, team_name: str | None, role: str) -> None:
-    """Give a user or a team a role on NAMESPACE, or change the role it has there."""
+def grant(
+    namespace: str, username: str | None, team_name: str | None, robot_name: str | None, role: str
+) -> None:
+    """Give a user, a team or a robot a role on NAMESPACE, or change the role it has there."""
     session = portus().session
     target = management.find_namespace(session, namespace)
+    if robot_name is not None:
+        if username is not None or team_name is not None:
+            raise Invalid("give exactly one of --user, --team or --robot")
+        robot = robots.find_robot(session, robot_name)
+        robots.set_robot_grant(session, INTERNAL, target, robot, role)
+        click.echo(f"robot {robot_name} is {role} on {namespace}")
+        return
     user, team = _grantee(username, team_name)
     management.set_grant(session, target, role, user=user, team=team)
     click.echo(
@@ -245,11 +246,20 @@ def grant(namespace: str, username: str | None, team_name: str | None, role: str
 @click.argument("namespace")
 @click.option("--user", "username", help="Revoke this user's grant.")
 @click.option("--team", "team_name", help="Revoke this team's grant.")
+@click.option("--robot", "robot_name", help="Revoke this robot's grant (NAMESPACE+NAME).")
 @committing
-def revoke(namespace: str, username: str | None, team_name: str | None) -> None:
-    """Take away the role a user or a team has on NAMESPACE."""
+def revoke(
+    namespace: str, username: str | None, team_name: str | None, robot_name: str | None
+) -> None:
+    """Take away the role a user, a team or a robot has on NAMESPACE."""
     session = portus().session
     target = management.find_namespace(session, namespace)
+    if robot_name is not None:
+        if username is not None or team_name is not None:
+            raise Invalid("give exactly one of --user, --team or --robot")
+        robots.remove_robot_grant(session, INTERNAL, target, robots.find_robot(session, robot_name))
+        click.echo(f"robot {robot_name} has no role on {namespace}")
+        return
     user, team = _grantee(username, team_name)
     management.remove_grant(session, target, user=user, team=team)
     click.echo(
@@ -265,6 +275,101 @@ def _grantee(username: str | None, team_name: str | None) -> tuple[Any, Any]:
     user = management.find_user(session, username) if username else None
     team = management.find_team(session, team_name) if team_name else None
     return user, team
+
+
+@portus_cli.group("robot")
+def robot_group() -> None:
+    """Robot accounts: machines that sign in as NAMESPACE+NAME with a secret."""
+
+
+@robot_group.command("create")
+@click.argument("namespace")
+@click.argument("name")
+@click.option("--access", required=True, help="read (pull) or write (pull, push) in NAMESPACE.")
+@click.option("--expires-days", help="Refused after this many days (default: never).")
+@click.option("--description", default="")
+@committing
+def robot_create(
+    namespace: str, name: str, access: str, expires_days: str | None, description: str
+) -> None:
+    """Create a robot of NAMESPACE; prints its username and secret (shown once) last."""
+    core = portus()
+    created = robots.create_robot(
+        core.session,
+        core.authentication.hasher,
+        INTERNAL,
+        namespace,
+        name,
+        access,
+        expires_days=_days(expires_days),
+        description=description,
+    )
+    click.echo(f"robot created ({access}); the secret is shown this once:")
+    click.echo(created.robot.full_name)
+    click.echo(created.secret)
+
+
+def _days(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise Invalid(f"--expires-days is a whole number of days, not {text[:20]!r}") from None
+
+
+@robot_group.command("rotate")
+@click.argument("full_name")
+@committing
+def robot_rotate(full_name: str) -> None:
+    """Give the robot NAMESPACE+NAME a new secret (printed alone last); the old one stops."""
+    core = portus()
+    robot = robots.find_robot(core.session, full_name)
+    rotated = robots.rotate_secret(core.session, core.authentication.hasher, INTERNAL, robot)
+    click.echo(f"robot {full_name}: new secret, shown this once:")
+    click.echo(rotated.secret)
+
+
+@robot_group.command("disable")
+@click.argument("full_name")
+@committing
+def robot_disable(full_name: str) -> None:
+    """Refuse the robot NAMESPACE+NAME from its next token request on (see enable)."""
+    session = portus().session
+    robots.set_disabled(session, INTERNAL, robots.find_robot(session, full_name), True)
+    click.echo(f"robot {full_name} disabled")
+
+
+@robot_group.command("enable")
+@click.argument("full_name")
+@committing
+def robot_enable(full_name: str) -> None:
+    """Accept the disabled robot NAMESPACE+NAME again."""
+    session = portus().session
+    robots.set_disabled(session, INTERNAL, robots.find_robot(session, full_name), False)
+    click.echo(f"robot {full_name} enabled")
+
+
+@robot_group.command("delete")
+@click.argument("full_name")
+@committing
+def robot_delete(full_name: str) -> None:
+    """Delete the robot NAMESPACE+NAME and its grants."""
+    session = portus().session
+    robots.delete_robot(session, INTERNAL, robots.find_robot(session, full_name))
+    click.echo(f"robot {full_name} deleted")
+
+
+@robot_group.command("list")
+@click.argument("namespace", required=False)
+@committing
+def robot_list(namespace: str | None) -> None:
+    """One line per robot: username, status, expiry, last use, grants."""
+    for robot in robots.list_robots(portus().session, namespace):
+        grants = ",".join(f"{g.namespace.name}:{g.role}" for g in robot.grants)
+        expires = robot.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ") if robot.expires_at else "-"
+        used = robot.last_used_at.strftime("%Y-%m-%dT%H:%M:%SZ") if robot.last_used_at else "-"
+        click.echo(f"{robot.full_name}\t{robots.status(robot)}\t{expires}\t{used}\t{grants}")
 
 
 @portus_cli.command("sync")

@@ -8,7 +8,7 @@ from flask import Blueprint, Flask
 from flask_appbuilder import AppBuilder
 
 from portus_fab.core import EXTENSION
-from portus_fab.views import hardening
+from portus_fab.views import hardening, lockout
 from portus_fab.views.admin import register_admin_views
 from portus_fab.views.browse import BrowseView
 from portus_fab.views.health import health_blueprint
@@ -32,6 +32,10 @@ def register_views(appbuilder: AppBuilder, app: Flask) -> None:
     app.register_blueprint(templates_blueprint)
     appbuilder.add_view(BrowseView, "Explore", icon="fa-search")
     register_admin_views(appbuilder)
+    lockout.install(appbuilder, app)
+    appbuilder.add_view(
+        lockout.SignInLockView, "Sign-in locks", icon="fa-lock", category="Security"
+    )
     register_robot_views(appbuilder)
     for blueprint in REGISTRY_BLUEPRINTS:
         app.register_blueprint(blueprint)

@@ -112,7 +112,13 @@ def test_the_default_limit_is_on(template_dir: Path, tmp_path: Path) -> None:
 
 
 def test_off_turns_the_limit_off(template_dir: Path, tmp_path: Path) -> None:
-    app = limited_app(template_dir, tmp_path / "data", PORTUS_LOGIN_RATE_LIMIT="off")
+    # The lockout, another brake (test_lockout.py), would lock olivia from there after 10.
+    app = limited_app(
+        template_dir,
+        tmp_path / "data",
+        PORTUS_LOGIN_RATE_LIMIT="off",
+        PORTUS_LOCKOUT_ACCOUNT_THRESHOLD="0",
+    )
     with app.app_context():
         attacker = client_from(app, ATTACKER)
         assert {sign_in_status(attacker, USER, f"guess-{n}") for n in range(12)} == {401}

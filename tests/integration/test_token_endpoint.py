@@ -559,6 +559,10 @@ def test_token_endpoint_writes_nothing(
         get_token(client, auth=("alice", "wrong"))
     assert stats() == before
     writes = [
-        s for s in statements if s.lstrip().split()[0].upper() in {"INSERT", "UPDATE", "DELETE"}
+        s
+        for s in statements
+        if s.lstrip().split()[0].upper() in {"INSERT", "UPDATE", "DELETE"}
+        # A failure's one kind of write: it counts towards a lock (test_lockout.py).
+        and "portus_sign_in_" not in s
     ]
     assert writes == []

@@ -16,7 +16,7 @@ from flask.cli import AppGroup
 from portus_fab.access import management
 from portus_fab.access.policy import INTERNAL
 from portus_fab.audit.origin import acting, cli_origin
-from portus_fab.auth import robots
+from portus_fab.auth import access_tokens, robots
 from portus_fab.auth.authenticate import principal_named
 from portus_fab.auth.scopes import ScopeError, judged_repository
 from portus_fab.catalog import reporting
@@ -26,6 +26,7 @@ from portus_fab.cli.tokens import token_cli
 from portus_fab.core import portus
 from portus_fab.errors import Invalid, PortusError
 from portus_fab.models import Role, Visibility
+from portus_fab.models.namespaces import utcnow
 from portus_fab.models.transaction import transaction
 from portus_fab.registry.config import auth_and_notifications, complete_config
 from portus_fab.registry.errors import RegistryError
@@ -99,7 +100,8 @@ def jwks() -> None:
 @portus_cli.command("explain")
 @click.argument("username")
 @click.argument("repository")
-def explain(username: str, repository: str) -> None:
+@click.option("--token", "token_name", help="As USERNAME's access token of this name.")
+def explain(username: str, repository: str, token_name: str | None) -> None:
     """Say what USERNAME may do on REPOSITORY, and why, as the token service decides it."""
     try:
         host, judged = judged_repository(repository)
@@ -109,6 +111,16 @@ def explain(username: str, repository: str) -> None:
     principal = principal_named(core.authentication, core.session, username)
     if principal is None:
         raise click.ClickException(f"no user named {username!r}")
+    if token_name is not None:
+        try:
+            user = management.find_user(core.session, username)
+            token = access_tokens.find_token(core.session, user, token_name)
+        except PortusError as error:
+            raise click.ClickException(str(error)) from None
+        principal = access_tokens.principal_of(token, core.admin_role)
+        state = access_tokens.state_of(token, utcnow())
+        if state != "active":
+            click.echo(f"the token is {state}: the token service refuses it")
     if host is not None:
         click.echo(
             f"{host!r} is a registry host as docker reads it: the token service judges {judged!r}"

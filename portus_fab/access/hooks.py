@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from portus_fab.access.management import create_personal_namespace
 from portus_fab.access.policy import INTERNAL_IDENTITY
 from portus_fab.audit import changes
-from portus_fab.models import AccessToken, Namespace, PolicyEpoch, Team, TeamMember
+from portus_fab.models import AccessToken, Namespace, PolicyEpoch, RefreshToken, Team, TeamMember
 from portus_fab.models.epoch import EPOCH_ROW
 from portus_fab.models.namespaces import Grant
 
@@ -43,6 +43,8 @@ def _forget_user(_mapper: Any, connection: Connection, user: User) -> None:
     # the next request, and the flush hook below does not see a user deleted this way.
     epoch = PolicyEpoch.__table__
     connection.execute(update(epoch).where(epoch.c.id == EPOCH_ROW).values(value=epoch.c.value + 1))
+    refresh = RefreshToken.__table__
+    connection.execute(delete(refresh).where(refresh.c.user_id == user.id))
     connection.execute(
         delete(TeamMember.__table__).where(TeamMember.__table__.c.user_id == user.id)
     )
@@ -81,6 +83,12 @@ def _affects_policy(instance: object) -> bool:
             return True
         # FAB writes login statistics on every web login: those must not flush every cache.
         return any(state.attrs[name].history.has_changes() for name in _USER_POLICY_ATTRIBUTES)
+    if isinstance(instance, RefreshToken):
+        # One is issued at every `docker login`, which changes no decision: only a revocation
+        # does (its last use is a Core statement, auth/refresh.py, never seen here).
+        state = inspect(instance)
+        revoked = state.attrs["revoked_at"].history.has_changes()
+        return revoked or state.deleted or state.was_deleted
     return isinstance(instance, _POLICY_MODELS)
 
 

@@ -498,3 +498,17 @@ def managed_teams(principal: Principal) -> ColumnElement[bool]:
         TeamMember.user_id == principal.user_id, TeamMember.role == Role.OWNER
     )
     return Team.id.in_(owned)
+
+
+def manages_credentials_of(
+    principal: Principal, owner_id: ColumnElement[int]
+) -> ColumnElement[bool]:
+    """SQL condition on a credential's owner column (`owner_id`): the credentials the principal
+    sees and revokes. A person's own; an admin's, everyone's; a credential with a ceiling (an
+    access token, a robot) manages none."""
+    person = principal.kind == PrincipalKind.USER and principal.ceiling is None
+    if not person or not principal.active:
+        return false()
+    if principal.is_admin:
+        return true()
+    return owner_id == principal.user_id

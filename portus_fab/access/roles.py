@@ -50,6 +50,10 @@ USER = [
         for perm in ("can_list", "can_show", "can_add", "can_edit", "can_delete")
     ],
     ("menu_access", "Grants"),
+    # Their own refresh tokens (rows: the policy's manages_credentials_of).
+    ("can_tokens", "RefreshTokenView"),
+    ("can_revoke", "RefreshTokenView"),
+    ("menu_access", "Refresh tokens"),
     # Robot accounts of the namespaces they own, and robot grants there (rows: the policy).
     *[
         (perm, "RobotView")

@@ -60,6 +60,10 @@ class Kind(enum.StrEnum):
     ACCESS_TOKEN_CREATED = "access token created"
     ACCESS_TOKEN_REVOKED = "access token revoked"
     ACCESS_TOKEN_REFUSED = "access token refused"  # a real token, expired, revoked or misused
+    REFRESH_TOKEN_ISSUED = "refresh token issued"
+    REFRESH_TOKEN_REVOKED = "refresh token revoked"
+    # A real token, revoked, or its owner disabled or with a new password since.
+    REFRESH_TOKEN_REFUSED = "refresh token refused"
 
 
 class TargetType(enum.StrEnum):
@@ -73,6 +77,7 @@ class TargetType(enum.StrEnum):
     ADDRESS = "address"  # a client's address
     ROBOT = "robot"  # by its full name, `namespace+name`
     ACCESS_TOKEN = "access token"  # by `username/token name`
+    REFRESH_TOKEN = "refresh token"  # by `username/token id`
 
 
 @dataclass(frozen=True, slots=True)

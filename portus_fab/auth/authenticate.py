@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from portus_fab.access.policy import ANONYMOUS, Principal, PrincipalKind
 from portus_fab.audit.origin import current_origin
+from portus_fab.auth import refresh
 from portus_fab.auth.access_tokens import LastUse, prove
 from portus_fab.auth.credentials import (
     CredentialCache,
@@ -36,6 +37,11 @@ from portus_fab.errors import Unauthenticated
 MAX_AUTHORIZATION = 8190
 MALFORMED = "malformed Authorization header"
 INVALID = "invalid username or password"
+# One answer for an unknown, revoked or outdated refresh token: only the audit record says which.
+INVALID_REFRESH_TOKEN = (
+    "invalid refresh token: it was revoked, or its owner was disabled or changed their "
+    "password since; log in again"
+)
 
 
 class AuthenticationRefused(Unauthenticated):
@@ -55,6 +61,16 @@ class BasicCredentials:
 
 
 @dataclass(frozen=True, slots=True)
+class RefreshCredentials:
+    """A refresh token, as the OAuth2 form's `grant_type=refresh_token` carries it."""
+
+    token: str
+
+
+Credentials = BasicCredentials | RefreshCredentials
+
+
+@dataclass(frozen=True, slots=True)
 class AuthContext:
     """What checking credentials needs besides the request, read once when the app starts
     instead of from FAB's settings on every request."""
@@ -67,6 +83,7 @@ class AuthContext:
     last_use: LastUse
     lockout: Lockout  # failed sign-ins counted and locked, shared with the web sign-in
     robot_usage: RobotUsage = field(default_factory=RobotUsage)
+    refresh_use: refresh.RefreshTokenUse = field(default_factory=refresh.RefreshTokenUse)
 
     @classmethod
     def from_app(
@@ -189,33 +206,60 @@ def _checked(context: AuthContext, session: Session, credentials: BasicCredentia
     return proved
 
 
+def _refresh_token_owner(
+    context: AuthContext, session: Session, credentials: RefreshCredentials
+) -> Principal:
+    engine = session.get_bind()
+    proof = refresh.prove(session, context.hasher, credentials.token, admin_role=context.admin_role)
+    if proof.principal is None or proof.token is None:
+        context.refresh_use.refused(engine, proof, current_origin().address)
+        raise AuthenticationRefused(INVALID_REFRESH_TOKEN)
+    # Only here, on a cache miss: a cached success says nothing of which token proved it, so the
+    # last use is as exact as the cache's lifetime (PORTUS_CREDENTIAL_CACHE_TTL).
+    context.refresh_use.note(engine, proof.token.id)
+    return proof.principal
+
+
+def _cache_key(context: AuthContext, credentials: Credentials) -> bytes:
+    if isinstance(credentials, RefreshCredentials):
+        return context.cache.bearer_key(credentials.token)
+    return context.cache.key(credentials.username, credentials.password, current_origin().address)
+
+
 def authenticate(
     context: AuthContext,
     session: Session,
-    authorization: str | None,
+    authorization: str | Credentials | None,
     *,
     account: str | None,
     epoch: int,
 ) -> Principal:
-    """Who the Authorization header proves: anonymous without one, else whom its credentials
-    prove; `account` (the name the client says it acts for) must name that principal.
+    """Who the credentials prove: anonymous without any, else whom they prove; `account` (the
+    name the client says it acts for) must name that principal. `authorization` is the
+    Authorization header as sent, or the credentials the OAuth2 form carried in its body.
 
     A returning client costs no query: a success is cached under an HMAC of the credentials for
     the policy `epoch`, which must be read before this call (a change committed meanwhile then
     misses next time). Raises AuthenticationRefused with the reason.
     """
-    credentials = parse_authorization(authorization)
+    credentials = (
+        authorization
+        if isinstance(authorization, Credentials)
+        else parse_authorization(authorization)
+    )
     if credentials is None:
         principal = ANONYMOUS
     else:
-        key = context.cache.key(
-            credentials.username, credentials.password, current_origin().address
-        )
+        key = _cache_key(context, credentials)
         cached = context.cache.lookup(key, epoch)
         if cached is not None:
             principal = cached
         else:
-            proved = _checked(context, session, credentials)
+            proved = (
+                _refresh_token_owner(context, session, credentials)
+                if isinstance(credentials, RefreshCredentials)
+                else _checked(context, session, credentials)
+            )
             context.cache.remember(key, proved, epoch)
             principal = proved
     if account and not same_username(

@@ -51,6 +51,12 @@ class CredentialCache:
         message = (address or "").encode() + b"\n" + username.encode() + b":" + password.encode()
         return hmac.new(self._secret, message, hashlib.sha256).digest()
 
+    def bearer_key(self, secret: str) -> bytes:
+        # Hex holds no ':' and every Basic message one: a secret sent alone (a refresh token)
+        # shares its key with no username and password, whatever the client sent.
+        message = b"bearer " + secret.encode().hex().encode()
+        return hmac.new(self._secret, message, hashlib.sha256).digest()
+
     def lookup(self, key: bytes, epoch: int) -> Principal | None:
         entry = self._entries.get(key)
         if entry is None or entry.epoch != epoch or entry.expires < time.monotonic():

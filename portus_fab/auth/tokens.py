@@ -20,14 +20,32 @@ class IssuedToken:
     token: str
     expires_in: int
     issued_at: dt.datetime
+    access: list[dict[str, Any]]
 
     def response(self) -> dict[str, Any]:
+        """The answer of the GET form (distribution's token.md)."""
         return {
             "token": self.token,
             "access_token": self.token,
             "expires_in": self.expires_in,
             "issued_at": self.issued_at.isoformat().replace("+00:00", "Z"),
         }
+
+    def oauth_response(self) -> dict[str, Any]:
+        """The answer of the POST form (distribution's oauth.md): `scope` is what was granted,
+        which may be less than what was asked."""
+        response = self.response()
+        del response["token"]
+        return {**response, "scope": self.scope}
+
+    @property
+    def scope(self) -> str:
+        """The granted access as space-separated scopes; a resource granted nothing is left out."""
+        return " ".join(
+            f"{entry['type']}:{entry['name']}:{','.join(entry['actions'])}"
+            for entry in self.access
+            if entry["actions"]
+        )
 
 
 def issue_token(
@@ -52,4 +70,4 @@ def issue_token(
         "access": access,
     }
     token = jwt.encode(claims, key.private_key, algorithm=key.algorithm, headers=key.headers)
-    return IssuedToken(token, ttl, now)
+    return IssuedToken(token, ttl, now, access)

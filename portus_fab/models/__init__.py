@@ -16,6 +16,7 @@ from portus_fab.models.namespaces import (
     TeamMember,
     Visibility,
 )
+from portus_fab.models.refresh_tokens import RefreshToken
 from portus_fab.models.repositories import Repository, Tag
 from portus_fab.models.robots import Robot, RobotGrant
 from portus_fab.models.tokens import AccessLevel, AccessToken
@@ -31,6 +32,7 @@ __all__ = [
     "Namespace",
     "NamespaceKind",
     "PolicyEpoch",
+    "RefreshToken",
     "RegistryEventRecord",
     "Repository",
     "Robot",

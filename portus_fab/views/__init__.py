@@ -12,6 +12,7 @@ from portus_fab.views import hardening, lockout
 from portus_fab.views.admin import register_admin_views
 from portus_fab.views.browse import BrowseView
 from portus_fab.views.health import health_blueprint
+from portus_fab.views.refresh_tokens import RefreshTokenView
 from portus_fab.views.registry.token import token_blueprint
 from portus_fab.views.registry.webhook import webhook_blueprint
 from portus_fab.views.robots import register_robot_views
@@ -32,6 +33,7 @@ def register_views(appbuilder: AppBuilder, app: Flask) -> None:
     app.register_blueprint(templates_blueprint)
     appbuilder.add_view(BrowseView, "Explore", icon="fa-search")
     register_admin_views(appbuilder)
+    appbuilder.add_view(RefreshTokenView, "Refresh tokens", icon="fa-refresh", category="Registry")
     lockout.install(appbuilder, app)
     appbuilder.add_view(
         lockout.SignInLockView, "Sign-in locks", icon="fa-lock", category="Security"

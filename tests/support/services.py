@@ -318,3 +318,63 @@ class Postgres(Process):
     ) -> None:
         self.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class Containerd(Process):
+    """A containerd daemon of its own (Debian's `containerd`), for `ctr` to pull through: root,
+    state and sockets in a temporary directory, the CRI plugin off, so it touches nothing of the
+    machine's. containerd needs root, as the distribution packages run it."""
+
+    def __init__(self) -> None:
+        if shutil.which("containerd") is None or shutil.which("ctr") is None:
+            raise ServiceError("containerd is not installed (apt-get install containerd)")
+        # Outside pytest's deep tmp dirs: a unix socket path holds at most 107 bytes.
+        self.directory = Path(tempfile.mkdtemp(prefix="portus-containerd-"))
+        self.address = str(self.directory / "containerd.sock")
+        config = self.directory / "config.toml"
+        config.write_text(
+            "\n".join(
+                [
+                    "version = 2",
+                    f'root = "{self.directory / "root"}"',
+                    f'state = "{self.directory / "state"}"',
+                    'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+                    "[grpc]",
+                    f'  address = "{self.address}"',
+                    "[ttrpc]",
+                    f'  address = "{self.directory / "ttrpc.sock"}"',
+                    '[plugins."io.containerd.internal.v1.opt"]',
+                    f'  path = "{self.directory / "opt"}"',
+                ]
+            )
+            + "\n"
+        )
+        super().__init__(
+            "containerd",
+            ["containerd", "--config", str(config)],
+            log_dir=self.directory,
+            ready=self._answers,
+            startup_timeout=30,
+        )
+
+    def ctr(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """`ctr ARGS` against this daemon."""
+        return subprocess.run(
+            ["ctr", "--address", self.address, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def _answers(self) -> bool:
+        return self.ctr("version", timeout=5).returncode == 0
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)

@@ -16,17 +16,31 @@ from flask_appbuilder.security.sqla.models import Group, Role, User
 from sqlalchemy import Connection, delete, event, inspect, update
 from sqlalchemy.orm import Session
 
-from portus_fab.access.management import create_personal_namespace
+from portus_fab.access.management import NAMESPACE_NAME_RE, create_personal_namespace
 from portus_fab.access.policy import INTERNAL_IDENTITY
 from portus_fab.audit import changes
-from portus_fab.models import AccessToken, Namespace, PolicyEpoch, RefreshToken, Team, TeamMember
+from portus_fab.models import (
+    AccessToken,
+    Namespace,
+    PolicyEpoch,
+    RefreshToken,
+    Robot,
+    RobotGrant,
+    Team,
+    TeamMember,
+)
 from portus_fab.models.epoch import EPOCH_ROW
 from portus_fab.models.namespaces import Grant
+from portus_fab.models.robots import ROBOT_NAME_RE, SEPARATOR
 
 
 def _refuse_reserved_name(_mapper: Any, _connection: Connection, user: User) -> None:
     if user.username == INTERNAL_IDENTITY:
         raise ValueError(f"the username {INTERNAL_IDENTITY!r} is reserved for portus_fab itself")
+    namespace, separator, name = (user.username or "").partition(SEPARATOR)
+    if separator and NAMESPACE_NAME_RE.fullmatch(namespace) and ROBOT_NAME_RE.fullmatch(name):
+        # Tokens, registry events and the audit record name a principal by this one string.
+        raise ValueError(f"the username {user.username!r} has the form of a robot account's")
 
 
 def _create_personal_namespace(_mapper: Any, connection: Connection, user: User) -> None:
@@ -71,8 +85,10 @@ def install() -> None:
 
 
 # Changes to these can change a decision of the policy (who is admin, who holds which role).
+# A robot's secret, expiry, disabled flag and grants too: a rotated, disabled or deleted robot
+# is refused at its next token request in every process.
 # An access token's last use is written by a Core statement (auth/access_tokens.py), never here.
-_POLICY_MODELS = (Role, Group, Namespace, Grant, Team, TeamMember, AccessToken)
+_POLICY_MODELS = (Role, Group, Namespace, Grant, Team, TeamMember, Robot, RobotGrant, AccessToken)
 _USER_POLICY_ATTRIBUTES = ("username", "password", "active", "roles", "groups")
 
 

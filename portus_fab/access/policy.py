@@ -25,7 +25,16 @@ from sqlalchemy import Select, and_, false, or_, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from portus_fab.models import GLOBAL_NAMESPACE, Grant, Namespace, Role, TeamMember, Visibility
+from portus_fab.models import (
+    GLOBAL_NAMESPACE,
+    Grant,
+    Namespace,
+    Robot,
+    RobotGrant,
+    Role,
+    TeamMember,
+    Visibility,
+)
 from portus_fab.models.namespaces import Team
 from portus_fab.registry.names import namespace_of
 
@@ -81,6 +90,7 @@ class Principal:
     is_admin: bool = False
     active: bool = True
     ceiling: Ceiling | None = None
+    robot_id: int | None = None  # a robot's rights are its robot grants (kind ROBOT)
     # The access token that proved it (kind ACCESS_TOKEN): its id and name, for the last-use
     # record and for saying which credential a decision came from.
     token_id: int | None = None
@@ -119,6 +129,10 @@ _CREDENTIALS = {
     PrincipalKind.INTERNAL: "portus_fab's own",
 }
 ANONYMOUS = Principal(PrincipalKind.ANONYMOUS)
+# A robot pulls and pushes, no more, whatever its grants say: never deletes, never manages.
+ROBOT_CEILING = Ceiling(frozenset({Action.PULL, Action.PUSH}))
+# The highest role a robot grant gives.
+ROBOT_ROLE_CAP = Role.CONTRIBUTOR
 INTERNAL = Principal(PrincipalKind.INTERNAL, username=INTERNAL_IDENTITY, is_admin=True)
 
 
@@ -284,6 +298,8 @@ def decide(
     """The rights table. Pure: every fact it needs is an argument. The principal's ceiling
     only ever takes rights away: it is checked before any rule that could grant."""
     role = effective_role(sources)
+    if principal.kind == PrincipalKind.ROBOT and role is not None:
+        role = min(role, ROBOT_ROLE_CAP, key=lambda r: r.rank)
     judged = namespace.name if namespace else (namespace_name or "?")
 
     def rule(action: Action) -> Decision:
@@ -311,8 +327,10 @@ def decide(
         if action == Action.PULL:
             if namespace.visibility == Visibility.PUBLIC:
                 return Decision(action, True, "the namespace is public")
-            if namespace.visibility == Visibility.PROTECTED and not principal.is_anonymous:
+            if namespace.visibility == Visibility.PROTECTED and reads_protected(principal):
                 return Decision(action, True, "the namespace is protected and you are logged in")
+            if principal.kind == PrincipalKind.ROBOT:
+                return Decision(action, False, f"a robot needs a grant on {namespace.name}")
             if principal.is_anonymous:
                 return Decision(action, False, f"the namespace is {namespace.visibility}: log in")
             return Decision(action, False, f"no role on {namespace.visibility} namespace")
@@ -346,6 +364,12 @@ _ROLE_RIGHTS: dict[Role, frozenset[Action]] = {
 }
 
 
+def reads_protected(principal: Principal) -> bool:
+    """Whether the principal pulls from protected namespaces ("any logged-in user"): a robot
+    is not a user, and pulls only where it holds a grant (or the namespace is public)."""
+    return not principal.is_anonymous and principal.kind != PrincipalKind.ROBOT
+
+
 def namespace_name_of(repository: str) -> str:
     """The namespace a repository lives in: its first path segment, or the global one."""
     return namespace_of(repository) or GLOBAL_NAMESPACE
@@ -365,7 +389,9 @@ class Policy:
         ).one_or_none()
         facts = None if namespace is None else NamespaceFacts(namespace.name, namespace.visibility)
         sources: tuple[RoleSource, ...] = ()
-        if namespace is not None and principal.user_id is not None:
+        if namespace is not None and principal.robot_id is not None:
+            sources = self.robot_role_sources(principal.robot_id, namespace.id)
+        elif namespace is not None and principal.user_id is not None:
             sources = self.role_sources(principal.user_id, namespace.id)
         return decide(
             principal,
@@ -407,6 +433,15 @@ class Policy:
                 )
         return tuple(sorted(sources, key=lambda s: (-s.role.rank, s.via)))
 
+    def robot_role_sources(self, robot_id: int, namespace_id: int) -> tuple[RoleSource, ...]:
+        """The robot's grant on the namespace, if it has one."""
+        role = self.session.scalar(
+            select(RobotGrant.role).where(
+                RobotGrant.robot_id == robot_id, RobotGrant.namespace_id == namespace_id
+            )
+        )
+        return () if role is None else (RoleSource(role, "robot grant", role),)
+
     def manage_namespace(self, principal: Principal, namespace_id: int) -> ManageDecision:
         sources: tuple[RoleSource, ...] = ()
         if principal.user_id is not None:
@@ -437,9 +472,17 @@ class Policy:
             visible = true()
         else:
             paths = [Namespace.visibility == Visibility.PUBLIC]
-            if not principal.is_anonymous:
+            if reads_protected(principal):
                 paths.append(Namespace.visibility == Visibility.PROTECTED)
-            if principal.user_id is not None:
+            if principal.robot_id is not None:
+                paths.append(
+                    Namespace.id.in_(
+                        select(RobotGrant.namespace_id).where(
+                            RobotGrant.robot_id == principal.robot_id
+                        )
+                    )
+                )
+            elif principal.user_id is not None:
                 paths.append(Namespace.id.in_(granted_namespace_ids(principal.user_id)))
             visible = or_(*paths)
         if ceiling is not None and ceiling.namespaces is not None:
@@ -512,3 +555,18 @@ def manages_credentials_of(
     if principal.is_admin:
         return true()
     return owner_id == principal.user_id
+
+
+def managed_robots(principal: Principal) -> ColumnElement[bool]:
+    """SQL condition on Robot: the robot accounts the principal sees and manages - those of the
+    namespaces it manages (`managed_namespaces`; a robot's namespace's owners decide about it,
+    as `decide_manage` on that namespace does). No one else sees them, on any page."""
+    return Robot.namespace_id.in_(select(Namespace.id).where(managed_namespaces(principal)))
+
+
+def managed_robot_grants(principal: Principal) -> ColumnElement[bool]:
+    """SQL condition on RobotGrant: the grants on namespaces the principal manages (it gave or
+    may take them) and the grants of robots it manages (where its robots reach)."""
+    managed = select(Namespace.id).where(managed_namespaces(principal))
+    own_robots = select(Robot.id).where(managed_robots(principal))
+    return or_(RobotGrant.namespace_id.in_(managed), RobotGrant.robot_id.in_(own_robots))

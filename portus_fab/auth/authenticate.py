@@ -29,7 +29,7 @@ from portus_fab.auth.credentials import (
     same_username,
 )
 from portus_fab.auth.lockout import Lockout
-from portus_fab.auth.robots import RobotUsage, check_secret
+from portus_fab.auth.robots import RobotUsage, check_secret, robot_named, robot_principal
 from portus_fab.auth.secrets import SecretHasher, SecretKind, kind_of
 from portus_fab.errors import Unauthenticated
 
@@ -277,6 +277,10 @@ def authenticate(
 
 def principal_named(context: AuthContext, session: Session, username: str) -> Principal | None:
     """The principal of the user named `username` as the token endpoint would build it after a
-    password check, disabled or not (for `flask portus explain`); None if there is none."""
+    password check, disabled or not (for `flask portus explain`), or of the robot
+    `namespace+name`; None if there is none."""
+    robot = robot_named(session, username)
+    if robot is not None:
+        return robot_principal(robot)
     user = load_user(session, username, case_insensitive=context.case_insensitive)
     return None if user is None else principal_for(user, context.admin_role)

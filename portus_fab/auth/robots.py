@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -32,10 +31,8 @@ from portus_fab.errors import Conflict, Forbidden, Invalid, NotFound
 from portus_fab.models import Namespace, Robot, RobotGrant, Role
 from portus_fab.models.activity import Activity
 from portus_fab.models.namespaces import utcnow
-from portus_fab.models.robots import ROBOT_NAME_MAX, SEPARATOR
+from portus_fab.models.robots import ROBOT_NAME_MAX, ROBOT_NAME_RE, SEPARATOR
 
-# Like a registry path component, so `namespace+name` stays one shell word and one CI variable.
-ROBOT_NAME_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
 EXPIRES_DAYS_MAX = 3650
 DESCRIPTION_MAX = 2000
 # Last use is written at most this often per robot and process (never on every pull).
@@ -103,6 +100,14 @@ def find_robot(session: Session, full_name: str) -> Robot:
     if robot is None:
         raise NotFound(f"no robot named {full_name[:200]!r}")
     return robot
+
+
+def robot_named(session: Session, full_name: str) -> Robot | None:
+    """The robot `namespace+name`, or None (also for a name of another shape)."""
+    try:
+        return find_robot(session, full_name)
+    except (Invalid, NotFound):
+        return None
 
 
 def check_manages(session: Session, by: Principal, namespace: Namespace) -> None:
@@ -282,10 +287,13 @@ def status(robot: Robot, now: dt.datetime | None = None) -> str:
 
 
 def robot_principal(robot: Robot) -> Principal:
+    """As authentication builds it; a disabled or expired robot's is inactive (for `explain`:
+    authentication proves no such robot at all)."""
     return Principal(
         PrincipalKind.ROBOT,
         username=robot.full_name,
         robot_id=robot.id,
+        active=status(robot) == "active",
         ceiling=ROBOT_CEILING,
         expires_at=robot.expires_at,  # the credential cache checks it on every hit
     )

@@ -13,6 +13,7 @@ a robot or a namespace takes its robot grants with it.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from sqlalchemy import (
     Boolean,
@@ -31,6 +32,8 @@ from portus_fab.models.namespaces import Namespace, Role, _enum, utcnow
 from portus_fab.registry.limits import ACTOR_MAX
 
 ROBOT_NAME_MAX = 64
+# Like a registry path component, so `namespace+name` stays one shell word and one CI variable.
+ROBOT_NAME_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
 # The username separator (Quay's form): never in a namespace or robot name, and unlike Harbor's
 # `$` harmless in shells and CI variables.
 SEPARATOR = "+"

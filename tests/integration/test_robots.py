@@ -24,7 +24,7 @@ from portus_fab.core import portus
 from portus_fab.errors import Conflict, Forbidden, Invalid, NotFound
 from portus_fab.models import Activity, Robot, Role, Visibility
 from portus_fab.models.namespaces import utcnow
-from tests.conftest import add_user, make_app
+from tests.conftest import USER_ROLE, add_user, make_app
 
 TOKEN = "/v2/token"
 
@@ -401,3 +401,60 @@ def test_last_use_is_written_once_a_minute_not_per_request(
     assert token(client, (full_name, secret)).status_code == 200
     app.appbuilder.session.expire_all()
     assert app.appbuilder.session.scalar(select(Robot.last_used_at)) == first
+
+
+def test_deleting_a_namespace_takes_its_robots_and_the_grants_on_it(
+    app: Flask, client: FlaskClient, world: dict[str, Any]
+) -> None:
+    session = app.appbuilder.session
+    builder, builder_secret = create(app, "ci", "builder", "write")
+    deployer, deployer_secret = create(app, "prod", "deployer", "write")
+    robots.set_robot_grant(
+        session,
+        INTERNAL,
+        management.find_namespace(session, "ci"),
+        robots.find_robot(session, deployer),
+        "viewer",
+    )
+    session.commit()
+    assert actions(token(client, (deployer, deployer_secret), "repository:ci/app:pull")) == {
+        "ci/app": ["pull"]
+    }
+    management.delete_namespace(session, "ci")
+    session.commit()
+    assert token(client, (builder, builder_secret)).status_code == 401
+    assert [robot.full_name for robot in robots.list_robots(session)] == [deployer]
+    assert [grant.namespace.name for grant in robots.find_robot(session, deployer).grants] == [
+        "prod"
+    ]
+
+
+def test_explain_says_what_a_robot_may_do_and_why(
+    app: Flask, runner: Any, world: dict[str, Any]
+) -> None:
+    create(app, "ci", "builder", "read")
+    result = runner.invoke(args=["portus", "explain", "ci+builder", "ci/app"])
+    assert result.exit_code == 0, result.output
+    assert "ci+builder (robot)" in result.output
+    assert "viewer through robot grant" in result.output
+    assert "push: denied" in result.output
+    session = app.appbuilder.session
+    robots.set_disabled(session, INTERNAL, robots.find_robot(session, "ci+builder"), True)
+    session.commit()
+    result = runner.invoke(args=["portus", "explain", "ci+builder", "ci/app"])
+    assert "pull: denied - the account is disabled" in result.output
+
+
+@pytest.mark.parametrize("username", ["ci+builder", "team-a+x.y"])
+def test_no_user_may_take_a_robots_form_of_name(app: Flask, username: str) -> None:
+    """Tokens, registry events and the audit record name a principal by one string."""
+    sm = app.appbuilder.sm
+    role = sm.find_role(USER_ROLE)
+    assert not sm.add_user(username, "x", "y", f"{username}@example.test", role, "pw")
+    app.appbuilder.session.rollback()
+    assert sm.find_user(username=username) is None
+
+
+@pytest.mark.parametrize("username", ["alice+ci@example.com", "Alice+CI", "plain"])
+def test_other_usernames_with_a_plus_stay_possible(app: Flask, username: str) -> None:
+    assert add_user(app, username)

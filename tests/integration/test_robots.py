@@ -294,6 +294,29 @@ def test_rotation_refuses_the_old_secret_at_once_in_every_process(
         }
 
 
+@pytest.mark.parametrize("change", ["disable", "delete"])
+def test_disable_and_delete_refuse_at_once_in_every_process(
+    app: Flask, template_dir: Path, tmp_path: Path, world: dict[str, Any], change: str
+) -> None:
+    full_name, secret = create(app, "ci", "builder", "write")
+    second = make_app(
+        template_dir,
+        tmp_path / "second",
+        SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"],
+        PORTUS_CREDENTIAL_HASH_KEY=portus().settings.credential_hash_key,
+    )
+    clients = (app.test_client(), second.test_client())
+    for client in clients:
+        assert token(client, (full_name, secret)).status_code == 200  # both caches warm
+    # The change made by the other process's CLI.
+    with second.app_context():
+        result = second.test_cli_runner().invoke(args=["portus", "robot", change, full_name])
+        assert result.exit_code == 0, result.output
+        second.appbuilder.session.remove()
+    for client in clients:
+        assert token(client, (full_name, secret)).status_code == 401
+
+
 # --- grants ------------------------------------------------------------------------------------
 
 

@@ -50,6 +50,9 @@ USER = [
         for perm in ("can_list", "can_show", "can_add", "can_edit", "can_delete")
     ],
     ("menu_access", "Grants"),
+    # Their own access tokens (rows: the policy's manages_credentials_of).
+    *[(perm, "AccessTokenView") for perm in ("can_tokens", "can_create", "can_revoke")],
+    ("menu_access", "Access tokens"),
     # Their own refresh tokens (rows: the policy's manages_credentials_of).
     ("can_tokens", "RefreshTokenView"),
     ("can_revoke", "RefreshTokenView"),

@@ -24,7 +24,13 @@ from flask_appbuilder.security.sqla.models import Group, User
 from sqlalchemy import Engine, delete, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from portus_fab.access.policy import Action, Ceiling, Principal, PrincipalKind
+from portus_fab.access.policy import (
+    Action,
+    Ceiling,
+    Principal,
+    PrincipalKind,
+    manages_credentials_of,
+)
 from portus_fab.audit import Kind, Target, TargetType, record
 from portus_fab.audit.origin import Origin
 from portus_fab.auth.credentials import principal_for, same_username
@@ -194,6 +200,31 @@ def list_tokens(session: Session, user: User) -> list[AccessToken]:
             .order_by(AccessToken.created_at.desc(), AccessToken.id.desc())
         )
     )
+
+
+def listed(session: Session, principal: Principal) -> list[AccessToken]:
+    """The tokens `principal` sees (the policy's `manages_credentials_of`: a person their own,
+    an admin everyone's), revoked and expired ones too, newest first."""
+    return list(
+        session.scalars(
+            select(AccessToken)
+            .where(manages_credentials_of(principal, AccessToken.user_id))
+            .options(selectinload(AccessToken.user))
+            .order_by(AccessToken.created_at.desc(), AccessToken.id.desc())
+        )
+    )
+
+
+def revoke_listed(session: Session, principal: Principal, token_id: int) -> AccessToken:
+    """Revoke a token `principal` sees; anyone else's is as absent as one that never was."""
+    token = session.scalar(
+        select(AccessToken).where(
+            AccessToken.id == token_id, manages_credentials_of(principal, AccessToken.user_id)
+        )
+    )
+    if token is None:
+        raise NotFound(f"no access token {token_id}")
+    return revoke_token(session, token.user, token.name)
 
 
 def revoke_token(session: Session, user: User, name: str) -> AccessToken:

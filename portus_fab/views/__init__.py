@@ -9,6 +9,7 @@ from flask_appbuilder import AppBuilder
 
 from portus_fab.core import EXTENSION
 from portus_fab.views import hardening, lockout
+from portus_fab.views.access_tokens import AccessTokenView
 from portus_fab.views.admin import register_admin_views
 from portus_fab.views.browse import BrowseView
 from portus_fab.views.health import health_blueprint
@@ -33,6 +34,7 @@ def register_views(appbuilder: AppBuilder, app: Flask) -> None:
     app.register_blueprint(templates_blueprint)
     appbuilder.add_view(BrowseView, "Explore", icon="fa-search")
     register_admin_views(appbuilder)
+    appbuilder.add_view(AccessTokenView, "Access tokens", icon="fa-key", category="Registry")
     appbuilder.add_view(RefreshTokenView, "Refresh tokens", icon="fa-refresh", category="Registry")
     lockout.install(appbuilder, app)
     appbuilder.add_view(

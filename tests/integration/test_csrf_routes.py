@@ -128,6 +128,8 @@ def test_every_state_change_refuses_get_and_a_post_without_token(csrf_app: Flask
         "/userinfoeditview/form",
         "/users/action/",
         "/refresh-tokens/revoke",
+        "/access-tokens/create",
+        "/access-tokens/revoke",
         "/robotview/new",
         "/robotview/rotate/",
         "/robotview/disable/",

@@ -17,7 +17,7 @@ from werkzeug.routing import Rule
 
 from portus_fab.access import management
 from portus_fab.access.policy import INTERNAL
-from portus_fab.auth import refresh, robots
+from portus_fab.auth import access_tokens, refresh, robots
 from portus_fab.catalog import repositories
 from portus_fab.core import portus
 from portus_fab.models import Role, Visibility
@@ -63,6 +63,15 @@ def build_world(app: Flask) -> None:
     management.add_member(session, crew, olivia, Role.OWNER)
     devteam = management.create_namespace(session, "devteam", visibility=Visibility.PRIVATE)
     management.set_grant(session, devteam, Role.OWNER, team=crew)
+    # An access token behind the access token screen (admins see everyone's).
+    access_tokens.create_token(
+        session,
+        portus().authentication.hasher,
+        access_tokens.ExpiryRules.from_settings(portus().settings),
+        olivia,
+        "ci",
+        "write",
+    )
     # A refresh token behind the refresh token screen (admins see everyone's).
     refresh.issue(session, portus().authentication.hasher, olivia, "docker")
     # A robot (with its grant on its namespace) behind the robot screens.

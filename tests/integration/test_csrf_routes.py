@@ -127,6 +127,7 @@ def test_every_state_change_refuses_get_and_a_post_without_token(csrf_app: Flask
         "/resetmypassword/form",
         "/userinfoeditview/form",
         "/users/action/",
+        "/sign-in-locks/lift",
         "/refresh-tokens/revoke",
         "/access-tokens/create",
         "/access-tokens/revoke",

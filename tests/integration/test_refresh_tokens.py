@@ -18,7 +18,9 @@ from sqlalchemy import select, update
 from werkzeug.datastructures import MultiDict
 
 from portus_fab.access import management
+from portus_fab.access.policy import INTERNAL
 from portus_fab.audit import Kind
+from portus_fab.auth import access_tokens, robots
 from portus_fab.auth.secrets import SecretKind, generate, looks_like
 from portus_fab.core import portus
 from portus_fab.models import Activity, RefreshToken, Visibility
@@ -251,20 +253,28 @@ def test_the_refresh_token_acts_with_the_owners_rights_now(
     }
 
 
-def test_only_a_password_earns_a_refresh_token(app: Flask, client: FlaskClient, world: Any) -> None:
-    """An access token used as the password keeps its ceiling: a refresh token, which proves the
-    bare owner, would lift it."""
-    from portus_fab.auth import access_tokens
-
+def test_only_a_password_earns_a_refresh_token(
+    app: Flask, client: FlaskClient, world: dict[str, User]
+) -> None:
+    """An access token or a robot's secret used as the password keeps its ceiling: a refresh
+    token, which proves the bare owner, would lift it. Both forms, GET and POST."""
     core = portus()
+    session = app.appbuilder.session
     rules = access_tokens.ExpiryRules(default_days=30, max_days=365, allow_no_expiry=False)
-    created = access_tokens.create_token(
-        app.appbuilder.session, core.authentication.hasher, rules, world["alice"], "ci", "read"
+    token = access_tokens.create_token(
+        session, core.authentication.hasher, rules, world["alice"], "ci", "read"
     )
-    app.appbuilder.session.commit()
+    robot = robots.create_robot(
+        session, core.authentication.hasher, INTERNAL, "alice", "builder", "write"
+    )
+    session.commit()
     query = {"service": service(), "offline_token": "true", "client_id": "docker"}
-    answer = client.get(TOKEN, query_string=query, auth=("alice", created.secret))
-    assert answer.status_code == 200 and "refresh_token" not in answer.get_json()
+    for username, secret in (("alice", token.secret), (robot.robot.full_name, robot.secret)):
+        answer = client.get(TOKEN, query_string=query, auth=(username, secret))
+        assert answer.status_code == 200 and "refresh_token" not in answer.get_json()
+        form = {"username": username, "password": secret, "access_type": "offline"}
+        posted = post(client, grant_type="password", service=service(), client_id="ci", **form)
+        assert posted.status_code == 200 and "refresh_token" not in posted.get_json()
     assert stored(app) == []
 
 

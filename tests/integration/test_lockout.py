@@ -34,7 +34,7 @@ from tests.support.lockout import (
     lockout_of,
     token,
 )
-from tests.support.routes import signed_in
+from tests.support.routes import csrf_token, sign_in, signed_in
 
 
 @pytest.fixture
@@ -253,6 +253,26 @@ def test_an_admin_sees_and_lifts_a_lock_on_the_screen(
         select(Activity).where(Activity.kind == Kind.SIGN_IN_UNLOCKED.value)
     ).one()
     assert (unlocked.actor, unlocked.target_name) == ("boss", "alice")
+
+
+def test_the_screen_lifts_with_its_csrf_token(template_dir: Path, tmp_path: Path) -> None:
+    """With CSRF on, as deployed: the screen's own form carries the token the lift needs."""
+    app = make_app(template_dir, tmp_path / "data", WTF_CSRF_ENABLED=True, **LOCKOUT_SETTINGS)
+    with app.app_context():
+        add_user(app, "alice", "right")
+        add_user(app, "boss", "right", admin=True)
+        lock_alice(app, app.test_client())
+        admin = sign_in(app, "boss", "right")
+        (lock,) = lockout_of(app).active(app.appbuilder.session)
+        forged = admin.post("/sign-in-locks/lift", data={"lock": str(lock.id)})
+        assert forged.status_code == 400
+        page = admin.get("/sign-in-locks/").get_data(as_text=True)
+        lifted = admin.post(
+            "/sign-in-locks/lift", data={"lock": str(lock.id), "csrf_token": csrf_token(page)}
+        )
+        assert lifted.status_code == 302
+        assert lockout_of(app).active(app.appbuilder.session) == []
+        app.appbuilder.session.remove()
 
 
 def test_only_admins_see_the_locks(app: Flask, client: FlaskClient, clock: Clock) -> None:

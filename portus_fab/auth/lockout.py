@@ -32,6 +32,7 @@ from portus_fab.models.activity import ADDRESS_MAX
 from portus_fab.models.epoch import EPOCH_ROW, PolicyEpoch
 from portus_fab.models.lockout import CLAIMED_NAME_MAX, SignInFailure, SignInLock
 from portus_fab.models.namespaces import utcnow
+from portus_fab.models.sqlite import writer_lock
 from portus_fab.models.transaction import transaction
 from portus_fab.settings import Settings
 
@@ -48,7 +49,6 @@ class Locked(Unauthenticated):
     """A sign-in refused, before any password check, because its pair or address is locked."""
 
     def __init__(self, lock: SignInLock, now: dt.datetime) -> None:
-        self.lock = lock
         self.retry_after = max(1, math.ceil((lock.until - now).total_seconds()))
         super().__init__(describe(lock, now))
 
@@ -152,7 +152,9 @@ class Lockout:
         that no process answers a locked pair from its cache)."""
         now = self.clock()
         cutoff = now - self.window
-        with Session(engine) as session, transaction(session):
+        # Guessing comes in floods: on SQLite, queue the failures' writes on the writer lock
+        # instead of letting them poll for the database's.
+        with writer_lock(engine), Session(engine) as session, transaction(session):
             session.execute(delete(SignInFailure).where(SignInFailure.at <= cutoff))
             session.execute(delete(SignInLock).where(SignInLock.until <= now))
             session.add(SignInFailure(username=attempt.username, address=attempt.address, at=now))

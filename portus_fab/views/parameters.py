@@ -24,10 +24,14 @@ from flask_appbuilder import ModelView
 from flask_appbuilder.api import BaseApi
 from flask_appbuilder.baseviews import AbstractViewApi, BaseModelView
 from flask_appbuilder.charts.views import GroupByChartView
+from sqlalchemy import JSON, BigInteger
 
 # The largest integer the databases portus_fab runs on store (SQLite's and PostgreSQL's BIGINT):
-# no id lies beyond it, and SQLite's driver raises OverflowError for a bigger bound value.
+# SQLite's driver raises OverflowError for a bigger bound value.
 DB_INTEGER_MAX = 2**63 - 1
+# PostgreSQL's INTEGER, the type of every id column here: no row has a larger id, and PostgreSQL
+# refuses to compare an INTEGER with text naming a larger number.
+ID_MAX = 2**31 - 1
 # FAB's list widget offers 25, 50, 75 and 100 rows; more would load a whole table per request.
 PAGE_SIZE_MAX = 100
 # Keeps page * page size an OFFSET the database accepts.
@@ -42,6 +46,8 @@ ORDER_COLUMN_ARG = re.compile("_oc_(.*)")
 ORDER_DIRECTION_ARG = re.compile("_od_(.*)")
 FILTER_ARG = re.compile(r"_flt_(\d)_(.*)")
 DIGITS = re.compile(r"[0-9]+")
+# What both SQLite and PostgreSQL read as a boolean; FAB's own search form sends "y".
+BOOLEAN_LITERALS = frozenset({"y", "n", "yes", "no", "t", "f", "true", "false", "1", "0"})
 
 
 class BadParameter(Exception):
@@ -65,6 +71,8 @@ def install_parameter_checks(app: Flask, appbuilder: Any) -> None:
                 if view.blueprint is not None:
                     views[view.blueprint.name] = view
                 by_class.setdefault(type(view).__name__, view)
+                if isinstance(view, BaseModelView):
+                    _keep_sortable_columns(view)
         return views.get(blueprint)
 
     @app.before_request
@@ -134,12 +142,24 @@ def _check_list_args(views_by_class: dict[str, AbstractViewApi]) -> None:
 
 
 def _check_filter_args(view: AbstractViewApi) -> None:
-    """FAB int()s a filter's value on an integer column and hands the database any size."""
+    """FAB int()s a filter's value on an integer column and hands the database any size, and
+    hands it any text for a boolean column or a related row's integer id (PostgreSQL refuses
+    what is no boolean or no integer)."""
     datamodel = getattr(view, "datamodel", None)
     if datamodel is None:
         return
     for arg, value in request.args.items(multi=True):
         filtered = FILTER_ARG.search(arg)
+        if filtered and datamodel.is_relation(filtered.group(2)):
+            # The value is a related row's id: PostgreSQL refuses text for an integer key.
+            related = datamodel.get_related_interface(filtered.group(2))
+            if _id_max(related) is not None and not _valid_id(value, _id_max(related)):
+                raise BadParameter(400, f"{arg} must be a row id")
+            continue
+        if filtered and datamodel.is_boolean(filtered.group(2)):
+            if value.strip().lower() not in BOOLEAN_LITERALS:
+                raise BadParameter(400, f"{arg} must be y or n")
+            continue
         if not (filtered and datamodel.is_integer(filtered.group(2))):
             continue
         try:
@@ -150,27 +170,45 @@ def _check_filter_args(view: AbstractViewApi) -> None:
             raise BadParameter(400, f"{arg} is at most {DB_INTEGER_MAX}")
 
 
+def _keep_sortable_columns(view: BaseModelView) -> None:
+    """FAB offers sort links for listed columns the database cannot order by: a JSON column
+    (a tag's platforms; PostgreSQL has no ordering for JSON) and a Python property (a robot's
+    full name): a 500 on a click. Those links go, and `_oc_` refuses them."""
+    columns = view.datamodel.list_columns
+    view.order_columns = [
+        name
+        for name in _order_columns(view)
+        if "." in name  # a related row's column, which FAB joins to order by
+        or (name in columns and not isinstance(getattr(columns[name], "type", None), JSON))
+    ]
+
+
 def _order_columns(view: BaseModelView) -> list[str]:
     return list(getattr(view, "order_columns", None) or [])
 
 
-def _integer_pk(view: AbstractViewApi) -> bool:
-    datamodel = getattr(view, "datamodel", None)
+def _id_max(datamodel: Any) -> int | None:
+    """The largest id of the model's integer primary key; None for other keys."""
     if datamodel is None or datamodel.is_pk_composite():
-        return False
-    return bool(datamodel.is_integer(datamodel.get_pk_name()))
+        return None
+    name = datamodel.get_pk_name()
+    if not datamodel.is_integer(name):
+        return None
+    big = isinstance(datamodel.list_columns[name].type, BigInteger)
+    return DB_INTEGER_MAX if big else ID_MAX
 
 
-def _valid_id(value: Any) -> bool:
+def _valid_id(value: Any, high: int) -> bool:
     if isinstance(value, int):
-        return 0 <= value <= DB_INTEGER_MAX
-    return bool(DIGITS.fullmatch(str(value))) and int(value) <= DB_INTEGER_MAX
+        return 0 <= value <= high
+    return bool(DIGITS.fullmatch(str(value))) and int(value) <= high
 
 
 def _check_path_ids(view: AbstractViewApi) -> None:
+    key_max = _id_max(getattr(view, "datamodel", None))
     for name, value in (request.view_args or {}).items():
-        numeric = isinstance(value, int) or (name == "pk" and _integer_pk(view))
-        if numeric and not _valid_id(value):
+        numeric = isinstance(value, int) or (name == "pk" and key_max is not None)
+        if numeric and not _valid_id(value, key_max or ID_MAX):
             raise BadParameter(404, f"no row {value}")
 
 
@@ -180,7 +218,8 @@ def _check_action(view: ModelView, name: str, pks: list[str], *, single: bool) -
         raise BadParameter(404, f"no action {name!r}")
     if not (action.single if single else action.multiple):
         raise BadParameter(400, f"action {name!r} is not for {'one' if single else 'many'} rows")
-    if _integer_pk(view) and not all(_valid_id(pk) for pk in pks):
+    high = _id_max(view.datamodel)
+    if high is not None and not all(_valid_id(pk, high) for pk in pks):
         raise BadParameter(404, "no such row")
     # Only for a user who may run the action: to others FAB answers with a refusal, and a 404
     # would tell them which rows exist.

@@ -82,19 +82,22 @@ def first_id(view: ModelView) -> str | None:
 
 
 def form_urls(app: Flask) -> list[tuple[str, Any]]:
-    """(URL, the model view or None) of every add and edit form the admin may open."""
+    """(URL, the model view or None) of every form of a model view the admin may open: add,
+    edit, and any page a view adds that is shown by GET and posted (a robot's "new")."""
     views = {view.blueprint.name: view for view in app.appbuilder.baseviews if view.blueprint}
     urls = []
     for rule in app.url_map.iter_rules():
         blueprint, _, method = rule.endpoint.rpartition(".")
         view = views.get(blueprint)
-        if isinstance(view, ModelView) and method in ("add", "edit"):
-            if f"can_{method}" not in view.base_permissions:
-                continue
-            if method == "add":
-                urls.append((rule.rule, view))
-            elif (row := first_id(view)) is not None:
-                urls.append((rule.rule.replace("<pk>", row), view))
+        if not isinstance(view, ModelView) or not {"GET", "POST"} <= rule.methods:
+            continue
+        permission = f"can_{view.method_permission_name.get(method, method)}"
+        if method in ("delete", "action") or permission not in view.base_permissions:
+            continue
+        if not rule.arguments:
+            urls.append((rule.rule, view))
+        elif rule.arguments == {"pk"} and (row := first_id(view)) is not None:
+            urls.append((rule.rule.replace("<pk>", row), view))
     urls += [("/userinfoeditview/form", None), ("/register/form", None)]
     return urls
 

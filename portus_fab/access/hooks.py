@@ -22,14 +22,13 @@ from portus_fab.audit import changes
 from portus_fab.models import (
     AccessToken,
     Namespace,
-    PolicyEpoch,
     RefreshToken,
     Robot,
     RobotGrant,
     Team,
     TeamMember,
 )
-from portus_fab.models.epoch import EPOCH_ROW
+from portus_fab.models.epoch import bump_epoch
 from portus_fab.models.namespaces import Grant
 from portus_fab.models.robots import ROBOT_NAME_RE, SEPARATOR
 
@@ -55,8 +54,7 @@ def _forget_user(_mapper: Any, connection: Connection, user: User) -> None:
     connection.execute(delete(tokens).where(tokens.c.user_id == user.id))
     # Bumped here too: a deleted user's cached credentials (a password, a token) must fail at
     # the next request, and the flush hook below does not see a user deleted this way.
-    epoch = PolicyEpoch.__table__
-    connection.execute(update(epoch).where(epoch.c.id == EPOCH_ROW).values(value=epoch.c.value + 1))
+    bump_epoch(connection)
     refresh = RefreshToken.__table__
     connection.execute(delete(refresh).where(refresh.c.user_id == user.id))
     connection.execute(
@@ -111,8 +109,4 @@ def _affects_policy(instance: object) -> bool:
 def _bump_policy_epoch(session: Session, _context: Any) -> None:
     changed = (*session.new, *session.dirty, *session.deleted)
     if any(_affects_policy(instance) for instance in changed):
-        session.execute(
-            update(PolicyEpoch)
-            .where(PolicyEpoch.id == EPOCH_ROW)
-            .values(value=PolicyEpoch.value + 1)
-        )
+        bump_epoch(session)

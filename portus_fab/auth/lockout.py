@@ -23,13 +23,13 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, delete, func, or_, select, update
+from sqlalchemy import Engine, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from portus_fab.audit import Kind, Target, TargetType, record
 from portus_fab.errors import Unauthenticated
 from portus_fab.models.activity import ADDRESS_MAX
-from portus_fab.models.epoch import EPOCH_ROW, PolicyEpoch
+from portus_fab.models.epoch import bump_epoch
 from portus_fab.models.lockout import CLAIMED_NAME_MAX, SignInFailure, SignInLock
 from portus_fab.models.namespaces import utcnow
 from portus_fab.models.sqlite import writer_lock
@@ -168,11 +168,7 @@ class Lockout:
                 if lock is not None
             ]
             if locks:
-                session.execute(
-                    update(PolicyEpoch)
-                    .where(PolicyEpoch.id == EPOCH_ROW)
-                    .values(value=PolicyEpoch.value + 1)
-                )
+                bump_epoch(session)
             for lock in locks:
                 record(session, Kind.SIGN_IN_LOCKED, target=_target(lock), details=_details(lock))
             session.flush()

@@ -34,6 +34,7 @@ from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, inspect, text
 
 from portus_fab.models import Model, sqlite
+from portus_fab.models.epoch import mark_schema_ready
 
 VERSION_TABLE = "portus_alembic_version"
 FIRST_REVISION = "0001"
@@ -221,6 +222,7 @@ def prepare_schema(engine: Engine, *, migrate: bool) -> bool:
         return False
     if schema.state is State.UNKNOWN:
         log.warning("portus_fab's database schema is %s: newer code has migrated it", schema)
+    mark_schema_ready(engine)
     return True
 
 

@@ -7,7 +7,9 @@ cross-process messaging.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Engine, Integer, select
+import weakref
+
+from sqlalchemy import BigInteger, Connection, Engine, Integer, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from portus_fab.models.base import Model
@@ -42,3 +44,21 @@ def current_epoch(bind: Session | Engine) -> int:
         finally:
             connection.close()
     return bind.execute(_CURRENT).scalar_one()
+
+
+# Engines whose schema this process has prepared (portus_fab.migrations.prepare_schema). FAB
+# writes its roles and permissions before the add-on's start-up runs: on a database that does not
+# hold our tables yet, a bump would fail FAB's write, and no cache exists yet to invalidate.
+_READY: weakref.WeakSet[Engine] = weakref.WeakSet()
+_BUMP = update(PolicyEpoch).where(PolicyEpoch.id == EPOCH_ROW).values(value=PolicyEpoch.value + 1)
+
+
+def mark_schema_ready(engine: Engine) -> None:
+    _READY.add(engine)
+
+
+def bump_epoch(bind: Session | Connection) -> None:
+    """Invalidate every process's cached credentials and decisions, in the caller's transaction."""
+    engine = bind.get_bind() if isinstance(bind, Session) else bind.engine
+    if engine in _READY:
+        bind.execute(_BUMP)

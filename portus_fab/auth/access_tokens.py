@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import threading
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from flask_appbuilder.security.sqla.models import Group, User
-from sqlalchemy import Engine, delete, or_, select, update
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session, selectinload
 
 from portus_fab.access.policy import (
@@ -35,6 +33,7 @@ from portus_fab.audit import Kind, Target, TargetType, record
 from portus_fab.audit.origin import Origin
 from portus_fab.auth.credentials import principal_for, same_username
 from portus_fab.auth.secrets import SecretHasher, SecretKind, generate
+from portus_fab.auth.usage import Throttle, write_last_use
 from portus_fab.errors import Conflict, Invalid, NotFound
 from portus_fab.models import AccessLevel, AccessToken, Namespace
 from portus_fab.models.activity import ADDRESS_MAX
@@ -315,39 +314,9 @@ def find_token(session: Session, user: User, name: str) -> AccessToken:
     return token
 
 
-class Throttle:
-    """Per-process memory of when something was last done per key, so that it is done at most
-    once per `interval` seconds per key. Bounded: old keys are forgotten."""
-
-    MAX_KEYS = 10_000
-
-    def __init__(self, interval: float) -> None:
-        self._interval = interval
-        self._last: dict[int, float] = {}
-        self._lock = threading.Lock()
-
-    def due(self, key: int, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            last = self._last.get(key)
-            if last is not None and now - last < self._interval:
-                return False
-            if len(self._last) >= self.MAX_KEYS:
-                horizon = now - self._interval
-                self._last = {k: t for k, t in self._last.items() if t >= horizon}
-            self._last[key] = now
-            return True
-
-
 class LastUse:
-    """Records when and from where a token was last used, without a write per pull.
-
-    Each process writes a token's last use at most once a minute (a Throttle in memory), and
-    the UPDATE itself only changes a row last written over a minute ago, so several processes
-    together still change it about once a minute. It runs on its own connection, outside the
-    request's session: a Core statement, so it bumps no policy epoch and flushes no cache. A
-    returning client's token request thus stays at one query (the epoch) 59 seconds a minute.
-    """
+    """Records when and from where a token was last used, and its refused uses, without a write
+    per pull (portus_fab.auth.usage)."""
 
     def __init__(self, interval: float = LAST_USE_INTERVAL) -> None:
         self._interval = interval
@@ -357,17 +326,13 @@ class LastUse:
     def note(self, engine: Engine, token_id: int, address: str | None) -> None:
         if not self._throttle.due(token_id):
             return
-        now = utcnow()
-        stale = now - dt.timedelta(seconds=self._interval)
-        with engine.begin() as connection:
-            connection.execute(
-                update(AccessToken)
-                .where(
-                    AccessToken.id == token_id,
-                    or_(AccessToken.last_used_at.is_(None), AccessToken.last_used_at < stale),
-                )
-                .values(last_used_at=now, last_used_from=address and address[:ADDRESS_MAX])
-            )
+        write_last_use(
+            engine,
+            AccessToken.__table__,
+            token_id,
+            self._interval,
+            last_used_from=address and address[:ADDRESS_MAX],
+        )
 
     def refused(self, engine: Engine, proof: Proof, address: str | None) -> None:
         """The audit record of a real token refused, once a minute per token at most: a CI job

@@ -11,22 +11,22 @@ never rotated on use: the docker daemon keeps the one it got at login (moby issu
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass
 
 from flask_appbuilder.security.sqla.models import Group, User
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql.elements import ColumnElement
 
 from portus_fab.access.policy import Principal, PrincipalKind, manages_credentials_of
 from portus_fab.audit import Kind, Target, TargetType, record
 from portus_fab.audit.origin import Origin
-from portus_fab.auth.access_tokens import LAST_USE_INTERVAL, Throttle
+from portus_fab.auth.access_tokens import LAST_USE_INTERVAL
 from portus_fab.auth.credentials import principal_for
 from portus_fab.auth.secrets import SecretHasher, SecretKind, generate, looks_like
+from portus_fab.auth.usage import Throttle, write_last_use
 from portus_fab.errors import Conflict, Invalid, NotFound
 from portus_fab.models import RefreshToken
 from portus_fab.models.namespaces import utcnow
@@ -129,10 +129,8 @@ def prove(session: Session, hasher: SecretHasher, secret: str, *, admin_role: st
 
 
 class RefreshTokenUse:
-    """Last use and refused use of refresh tokens, without a write per pull: per process at most
-    once a minute per token (a Throttle), and the UPDATE only changes a row last written over a
-    minute ago, so several processes together write about once a minute. Both run on their own
-    connection, outside the request's session: a Core statement bumps no policy epoch."""
+    """Last use and refused use of refresh tokens, without a write per pull
+    (portus_fab.auth.usage)."""
 
     def __init__(self, interval: float = LAST_USE_INTERVAL) -> None:
         self._interval = interval
@@ -140,19 +138,8 @@ class RefreshTokenUse:
         self._refusals = Throttle(interval)
 
     def note(self, engine: Engine, token_id: int) -> None:
-        if not self._uses.due(token_id):
-            return
-        now = utcnow()
-        stale = now - dt.timedelta(seconds=self._interval)
-        with engine.begin() as connection:
-            connection.execute(
-                update(RefreshToken)
-                .where(
-                    RefreshToken.id == token_id,
-                    or_(RefreshToken.last_used_at.is_(None), RefreshToken.last_used_at < stale),
-                )
-                .values(last_used_at=now)
-            )
+        if self._uses.due(token_id):
+            write_last_use(engine, RefreshToken.__table__, token_id, self._interval)
 
     def refused(self, engine: Engine, proof: Proof, address: str | None) -> None:
         """The audit record of a real token refused, once a minute per token at most: a daemon

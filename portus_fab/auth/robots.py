@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import threading
-import time
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from portus_fab import audit
@@ -27,6 +25,7 @@ from portus_fab.access.policy import ROBOT_CEILING, Policy, Principal, Principal
 from portus_fab.audit import Kind, Target, TargetType
 from portus_fab.audit.origin import current_origin
 from portus_fab.auth.secrets import SecretHasher, SecretKind, generate
+from portus_fab.auth.usage import Throttle, write_last_use
 from portus_fab.errors import Conflict, Forbidden, Invalid, NotFound
 from portus_fab.models import Namespace, Robot, RobotGrant, Role
 from portus_fab.models.activity import Activity
@@ -321,24 +320,6 @@ def check_secret(
     return robot_principal(robot)
 
 
-class _Throttle:
-    """Says yes for a key at most once per `interval` seconds, in this process."""
-
-    def __init__(self, interval: float) -> None:
-        self._interval = interval
-        self._last: dict[int, float] = {}
-        self._lock = threading.Lock()
-
-    def due(self, key: int) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            last = self._last.get(key)
-            if last is not None and now - last < self._interval:
-                return False
-            self._last[key] = now
-            return True
-
-
 class RobotUsage:
     """A robot's last use and its refused uses, without a write per pull: each written at most
     once per `interval` per robot and process, on a connection of its own (the token request's
@@ -347,24 +328,12 @@ class RobotUsage:
 
     def __init__(self, interval: float = USAGE_INTERVAL) -> None:
         self._interval = interval
-        self._uses = _Throttle(interval)
-        self._refusals = _Throttle(interval)
+        self._uses = Throttle(interval)
+        self._refusals = Throttle(interval)
 
     def used(self, session: Session, robot_id: int) -> None:
-        if not self._uses.due(robot_id):
-            return
-        now = utcnow()
-        stale = now - dt.timedelta(seconds=self._interval)
-        table = Robot.__table__
-        with session.get_bind().begin() as connection:
-            connection.execute(
-                update(table)
-                .where(
-                    table.c.id == robot_id,
-                    or_(table.c.last_used_at.is_(None), table.c.last_used_at < stale),
-                )
-                .values(last_used_at=now)
-            )
+        if self._uses.due(robot_id):
+            write_last_use(session.get_bind(), Robot.__table__, robot_id, self._interval)
 
     def refused(self, session: Session, robot: Robot, state: str) -> None:
         """A CI job retrying with a disabled robot must not write a row per attempt."""

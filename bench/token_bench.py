@@ -16,8 +16,10 @@ For each worker model it measures, in the same server run and in this order:
   - token:         GET /v2/token?service=SERVICE&scope=repository:alice/app:pull,push with
                    Basic credentials, after a warm-up so every worker has the password cached
                    (PORTUS_CREDENTIAL_CACHE_TTL; the cache is per worker process)
-  - other credentials, each after its own warm-up, the same scope: the POST refresh-token grant
-                   (the OAuth2 form, with the refresh token a `docker login` GET got)
+  - other credentials, each after its own warm-up, the same scope: alice's personal access
+                   token (write) as the Basic password, the robot `alice+ci` (write), and the
+                   POST refresh-token grant (the OAuth2 form, with the refresh token a
+                   `docker login` GET got)
 The floor is the faster of the two floor endpoints. Target: tokens/s >= half the floor and
 >= 500/s; every other credential's rows >= 0.9 of the password row. Results: a table on stdout
 and bench/results/token_bench.md.
@@ -95,14 +97,37 @@ def http_status(url: str, headers: dict[str, str] | None = None) -> tuple[int, b
         return error.code, error.read()
 
 
-def seed(data_dir: Path) -> None:
-    """Create the app's tables and alice (scrypt password, personal namespace `alice`)."""
+ROBOT = f"{USER}+ci"
+
+
+@dataclass(frozen=True)
+class Secrets:
+    access_token: str
+    robot: str
+
+
+def seed(data_dir: Path) -> Secrets:
+    """Create the app's tables and alice (scrypt password, personal namespace `alice`), her
+    access token and her namespace's robot."""
+    from portus_fab.access.policy import INTERNAL
+    from portus_fab.auth import access_tokens, robots
+    from portus_fab.core import portus
+    from portus_fab.models.transaction import transaction
+
     app = create_app(data_dir)
     with app.app_context():
         user = add_user(app, USER, "Alice", PASSWORD)
         assert user, "could not create alice"
         assert user.password.startswith("scrypt:"), user.password[:20]
+        core = portus()
+        hasher = core.authentication.hasher
+        with transaction(core.session) as session:
+            rules = access_tokens.ExpiryRules.from_settings(core.settings)
+            token = access_tokens.create_token(session, hasher, rules, user, "bench", "write")
+            robot = robots.create_robot(session, hasher, INTERNAL, USER, "ci", "write")
+        secrets = Secrets(token.secret, robot.secret)
         app.appbuilder.session.remove()
+    return secrets
 
 
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -199,11 +224,17 @@ def refresh_grant_script(base: str, auth: dict[str, str], directory: Path) -> Pa
     return script
 
 
+def basic(username: str, password: str) -> dict[str, str]:
+    return {
+        "Authorization": "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+    }
+
+
 def run_model(
-    name: str, data_dir: Path, seconds: float, warmup: float
+    name: str, data_dir: Path, seconds: float, warmup: float, secrets: Secrets
 ) -> tuple[str, list[WrkResult]]:
     worker_class, workers, threads = model = MODELS[name]
-    auth = {"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}
+    auth = basic(USER, PASSWORD)
     token_url = f"/v2/token?service={SERVICE}&scope={SCOPE}"
     log_path = data_dir / f"gunicorn-{worker_class}-{workers}x{threads}.log"
     with Gunicorn(log_path, model, server_ready, backlog=256) as server:
@@ -217,6 +248,13 @@ def run_model(
         # Every worker process verifies the scrypt password once, then serves it from its cache.
         wrk("warm-up", f"{server.base}{token_url}", warmup, auth)
         results.append(wrk("token (returning user)", f"{server.base}{token_url}", seconds, auth))
+        for label, credential in (
+            ("token (access token)", basic(USER, secrets.access_token)),
+            ("token (robot)", basic(ROBOT, secrets.robot)),
+        ):
+            check_token(server.base, credential)
+            wrk("warm-up", f"{server.base}{token_url}", warmup, credential)
+            results.append(wrk(label, f"{server.base}{token_url}", seconds, credential))
         # The same user by the refresh token docker login stored: no slow hash, no write.
         grant = refresh_grant_script(server.base, auth, data_dir)
         wrk("warm-up", f"{server.base}/v2/token", warmup, script=grant)
@@ -320,13 +358,13 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=8, help="seconds per measured row")
     parser.add_argument("--warmup", type=float, default=3, help="seconds of warm-up")
     parser.add_argument(
-        "--algorithm", default="RS256", choices=["RS256", "ES256"], help="token signing key"
+        "--algorithm", default="ES256", choices=["ES256", "RS256"], help="token signing key"
     )
     args = parser.parse_args()
     os.environ["PORTUS_TOKEN_ALGORITHM"] = args.algorithm
     results = (
         RESULTS
-        if args.algorithm == "RS256"
+        if args.algorithm == "ES256"  # the generated default
         else RESULTS.with_name(f"token_bench_{args.algorithm.lower()}.md")
     )
     if not require_tool("wrk"):
@@ -341,7 +379,7 @@ def main() -> int:
             {"PORTUS_REGISTRY_SERVICE": SERVICE},
             unset=["PORTUS_CREDENTIAL_CACHE_TTL"],  # the default: 60 s
         )
-        seed(data_dir)
+        secrets = seed(data_dir)
         wrk_version = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
         facts = machine_facts(
             {"wrk": (wrk_version.stdout + wrk_version.stderr).split("[")[0].strip()}
@@ -349,7 +387,7 @@ def main() -> int:
         runs = []
         for name in models:
             print(f"== {name}", flush=True)
-            runs.append(run_model(name, data_dir, args.duration, args.warmup))
+            runs.append(run_model(name, data_dir, args.duration, args.warmup, secrets))
             for r in runs[-1][1]:
                 print(
                     f"   {r.label:26} {r.rps:9,.0f} req/s  p50 {r.p50_ms:7.2f}  p99 {r.p99_ms:7.2f}"

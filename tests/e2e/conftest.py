@@ -19,7 +19,16 @@ from tests.support.services import Registry
 from tests.support.skopeo import Skopeo
 from tests.support.wait import free_port
 
-pytestmark = pytest.mark.e2e
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/e2e/ is an e2e test, whatever its module says: a `pytestmark` here
+    would mark nothing (pytest reads it only from test modules), and this hook sees every item
+    of the session, so it marks only those in this folder."""
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here):
+            item.add_marker(pytest.mark.e2e)
 
 
 class ServedApp:

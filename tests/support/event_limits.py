@@ -1,7 +1,8 @@
 """Registry events with every stored field at its limit and just over it, and with timestamps
-the webhook must not trust: the scenarios of tests/integration/test_webhook_limits.py (SQLite)
-and tests/e2e/test_webhook_limits_postgres.py (PostgreSQL, which unlike SQLite enforces column
-lengths, so that only there a value longer than its column fails the envelope).
+the webhook must not trust: the scenarios of
+tests/integration/views/registry/webhook/test_webhook_limits.py (SQLite) and
+tests/e2e/postgres/test_webhook_limits_postgres.py (PostgreSQL, which unlike SQLite enforces
+column lengths, so that only there a value longer than its column fails the envelope).
 
 Every scenario names its repositories after its own key, so that the PostgreSQL module can run
 them all on one app and database.

@@ -16,7 +16,7 @@ from portus_fab.auth.credentials import principal_for
 from portus_fab.core import portus
 from portus_fab.models import Robot, Role, Visibility
 from tests.conftest import add_user
-from tests.integration.test_policy_agreement import check_agreement
+from tests.integration.access.test_policy_agreement import check_agreement
 
 VISIBILITIES = st.sampled_from(list(Visibility))
 ROBOT_ROLES = st.sampled_from([Role.VIEWER, Role.CONTRIBUTOR])

@@ -3,7 +3,7 @@ API - answer 400 or 404, never 500; the same routes with good parameters still a
 
 The routes are read from `app.url_map`, so a view added later is covered without naming it.
 Exceptions are not propagated here: a crash shows up as the 500 a user would get. The same
-tests run on PostgreSQL in tests/e2e/test_fab_walks_postgres.py.
+tests run on PostgreSQL in tests/e2e/postgres/test_fab_walks_postgres.py.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from portus_fab.registry.manifests import (
     ManifestDetails,
     Undescribable,
 )
-from tests.unit.test_manifests import OCI_CONFIG, OCI_LAYER, FakeRegistry
+from tests.unit.registry.test_manifests import OCI_CONFIG, OCI_LAYER, FakeRegistry
 
 LAYER = "sha256:" + "a" * 64
 

@@ -14,8 +14,8 @@ from playwright.sync_api import Page, expect
 
 from portus_fab.access import management
 from tests.conftest import add_user, make_app
+from tests.e2e.browser.test_browser_forms import Served, browser, page, sign_in  # noqa: F401 - fixtures
 from tests.e2e.conftest import ServedApp
-from tests.e2e.test_browser_forms import Served, browser, page, sign_in  # noqa: F401 - fixtures
 from tests.support.wait import free_port
 
 pytestmark = pytest.mark.e2e

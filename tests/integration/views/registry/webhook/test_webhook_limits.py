@@ -1,6 +1,6 @@
 """Every stored field of a registry event at its limit and just over it, and event timestamps
 outside the window the webhook trusts, on SQLite. The same scenarios run on PostgreSQL, which
-enforces column lengths, in tests/e2e/test_webhook_limits_postgres.py."""
+enforces column lengths, in tests/e2e/postgres/test_webhook_limits_postgres.py."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from tests.conftest import app_config
 from tests.support.schema import ROWS, fab_tables, not_ours, pre_migration_database, rows
 from tests.support.wait import wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

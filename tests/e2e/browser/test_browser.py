@@ -25,7 +25,7 @@ from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SCREENSHOT = ROOT / "test-artifacts" / "repository-page.png"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

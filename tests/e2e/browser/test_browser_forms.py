@@ -21,8 +21,8 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from portus_fab.access import management
 from portus_fab.models import Team
 from tests.conftest import add_user, make_app
+from tests.e2e.browser.test_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.conftest import ServedApp
-from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.wait import free_port, wait_until
 
 pytestmark = pytest.mark.e2e

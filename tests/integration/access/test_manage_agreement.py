@@ -22,7 +22,7 @@ from portus_fab.access.policy import (
 from portus_fab.auth.credentials import principal_for
 from portus_fab.core import portus
 from portus_fab.models import Namespace, Role, Team, Visibility
-from tests.integration.test_policy_agreement import CEILINGS, World, build, worlds
+from tests.integration.access.test_policy_agreement import CEILINGS, World, build, worlds
 
 
 def check_agreement(app: Flask, principals: list[Principal]) -> None:

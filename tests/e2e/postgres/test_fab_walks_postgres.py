@@ -13,7 +13,7 @@ from flask import Flask
 
 from run import create_app
 from tests.conftest import FAST_HASH, USER_ROLE, IsolatedClient
-from tests.integration.test_fab_parameters import (  # noqa: F401 - collected here, on PostgreSQL
+from tests.integration.views.test_fab_parameters import (  # noqa: F401 - collected here, on PostgreSQL
     clients,
     test_api_bad_queries_and_ids,
     test_bad_ids_are_404,
@@ -22,7 +22,7 @@ from tests.integration.test_fab_parameters import (  # noqa: F401 - collected he
     test_normal_pages_answer_200,
     test_unknown_actions_and_rows_are_404,
 )
-from tests.integration.test_text_limits import (  # noqa: F401
+from tests.integration.views.test_text_limits import (  # noqa: F401
     test_a_2mb_namespace_description_is_refused_and_the_limit_accepted,
     test_every_text_field_of_every_form_is_limited,
 )

@@ -23,7 +23,7 @@ from tests.support.wait import free_port, wait_until
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 USER, PASSWORD = "olivia", "olivia-password"
 HEALTH_CALLS = 6

@@ -15,7 +15,7 @@ from portus_fab.catalog import repositories
 from portus_fab.ops.diagnostics import check_events
 from portus_fab.tasks.catalog import enrich_digests
 from tests.conftest import make_app
-from tests.integration.test_enrich_isolation import (  # noqa: F401 - `hostile` is the fixture
+from tests.integration.catalog.test_enrich_isolation import (  # noqa: F401 - `hostile` is the fixture
     GOOD,
     LONG_AGO,
     POISONS,

@@ -18,7 +18,7 @@ from tests.support.wait import free_port, wait_until
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ADMIN = ("root", "root-pw")
 
 

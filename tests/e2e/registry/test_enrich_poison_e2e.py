@@ -3,7 +3,7 @@ real Celery worker. The poison (two layers claiming 2^62 bytes each, accepted by
 is pushed over raw HTTP with a token from our token endpoint, then the good image with skopeo.
 The worker describes the good one, marks the poison failed with the reason, and the sweep never
 sends it again. (That one bad digest never stops the rest of its batch is shown, batch by
-batch, in tests/integration/test_enrich_isolation.py.)"""
+batch, in tests/integration/catalog/test_enrich_isolation.py.)"""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from tests.e2e.test_events_e2e import ADMIN, EventsStack, events  # noqa: F401 - the fixture
+from tests.e2e.registry.test_events_e2e import ADMIN, EventsStack, events  # noqa: F401 - the fixture
 from tests.support.oci import build_image_layout
 from tests.support.pusher import RawPusher, canonical
 from tests.support.wait import wait_until

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # Real peers the end-to-end tests start themselves on free loopback ports.
 APT_PACKAGES=(python3-venv python3-pip docker-registry skopeo redis-server postgresql chromium
-              openssl containerd)
+              openssl containerd podman)
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do

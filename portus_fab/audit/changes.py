@@ -84,30 +84,41 @@ def _team(session: Session, team: Team, how: str) -> None:
         record(session, Kind.TEAM_CHANGED, target=target, details=changes)
 
 
+# What a row that gives a role records when it is added, removed, or its role changes.
+_MEMBER_KINDS = (Kind.MEMBER_ADDED, Kind.MEMBER_REMOVED, Kind.MEMBER_ROLE_CHANGED)
+_GRANT_KINDS = (Kind.GRANT_ADDED, Kind.GRANT_REMOVED, Kind.GRANT_CHANGED)
+
+
+def _role_row(
+    session: Session,
+    row: Any,
+    how: str,
+    target: Target,
+    details: dict[str, Any],
+    kinds: tuple[Kind, Kind, Kind],
+) -> None:
+    added, removed, changed = kinds
+    if how == "new":
+        record(session, added, target=target, details=details)
+    elif how == "deleted":
+        record(session, removed, target=target, details=details)
+    elif changes := _changed(row, ("role",)):
+        details["previous_role"] = changes["role"][0]
+        record(session, changed, target=target, details=details)
+
+
 def _member(session: Session, member: TeamMember, how: str) -> None:
     team = _related(session, member, "team", Team, member.team_id)
     target = Target(TargetType.TEAM, team.name)
     details: dict[str, Any] = {"user": _username(session, member), "role": _plain(member.role)}
-    if how == "new":
-        record(session, Kind.MEMBER_ADDED, target=target, details=details)
-    elif how == "deleted":
-        record(session, Kind.MEMBER_REMOVED, target=target, details=details)
-    elif changes := _changed(member, ("role",)):
-        details["previous_role"] = changes["role"][0]
-        record(session, Kind.MEMBER_ROLE_CHANGED, target=target, details=details)
+    _role_row(session, member, how, target, details, _MEMBER_KINDS)
 
 
 def _grant(session: Session, grant: Grant, how: str) -> None:
     namespace = _related(session, grant, "namespace", Namespace, grant.namespace_id)
     target = Target(TargetType.NAMESPACE, namespace.name)
     details: dict[str, Any] = {**_grantee(session, grant), "role": _plain(grant.role)}
-    if how == "new":
-        record(session, Kind.GRANT_ADDED, target=target, details=details)
-    elif how == "deleted":
-        record(session, Kind.GRANT_REMOVED, target=target, details=details)
-    elif changes := _changed(grant, ("role",)):
-        details["previous_role"] = changes["role"][0]
-        record(session, Kind.GRANT_CHANGED, target=target, details=details)
+    _role_row(session, grant, how, target, details, _GRANT_KINDS)
 
 
 def _robot_grant(session: Session, grant: RobotGrant, how: str) -> None:
@@ -115,13 +126,7 @@ def _robot_grant(session: Session, grant: RobotGrant, how: str) -> None:
     robot = _related(session, grant, "robot", Robot, grant.robot_id)
     target = Target(TargetType.NAMESPACE, namespace.name)
     details: dict[str, Any] = {"robot": robot.full_name, "role": _plain(grant.role)}
-    if how == "new":
-        record(session, Kind.GRANT_ADDED, target=target, details=details)
-    elif how == "deleted":
-        record(session, Kind.GRANT_REMOVED, target=target, details=details)
-    elif changes := _changed(grant, ("role",)):
-        details["previous_role"] = changes["role"][0]
-        record(session, Kind.GRANT_CHANGED, target=target, details=details)
+    _role_row(session, grant, how, target, details, _GRANT_KINDS)
 
 
 _RECORDERS = {

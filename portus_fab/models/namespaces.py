@@ -24,6 +24,7 @@ from portus_fab.registry.limits import REPOSITORY_NAME_MAX
 # Repositories without a "/" live here. The name cannot be a registry path component (those start
 # with [a-z0-9]), so no user or team namespace can ever collide with it.
 GLOBAL_NAMESPACE = "_global"
+MEMBERSHIP_SOURCE_MAX = 16
 
 
 def utcnow() -> dt.datetime:
@@ -130,6 +131,9 @@ class TeamMember(Model):
         ForeignKey(User.id, ondelete="CASCADE"), nullable=False, index=True
     )
     role: Mapped[Role] = mapped_column(_enum(Role, "role"), nullable=False)
+    # None for a membership made by hand; else the sign-in it is synced from ("ldap", "oidc"),
+    # which owns it: portus_fab.access.group_teams changes it, no one else.
+    source: Mapped[str | None] = mapped_column(String(MEMBERSHIP_SOURCE_MAX), nullable=True)
 
     team: Mapped[Team] = relationship(back_populates="members")
     user: Mapped[User] = relationship(User)

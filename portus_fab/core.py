@@ -10,6 +10,7 @@ from flask import Flask, current_app
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from portus_fab.access.group_teams import GroupTeams, parse_group_teams
 from portus_fab.access.policy import INTERNAL_IDENTITY, Policy
 from portus_fab.auth.access import DecisionCache
 from portus_fab.auth.authenticate import AuthContext
@@ -33,6 +34,7 @@ class Portus:
     authentication: AuthContext
     decisions: DecisionCache
     event_applier: EventApplier
+    group_teams: GroupTeams  # PORTUS_GROUP_TEAMS, parsed once
 
     @classmethod
     def create(cls, app: Flask, publish_enrich: PublishEnrich) -> Portus:
@@ -51,7 +53,12 @@ class Portus:
         )
         authentication = AuthContext.from_app(app, cache, hasher, lockout)
         return cls(
-            settings, key, authentication, DecisionCache(), EventApplier(app, publish_enrich)
+            settings,
+            key,
+            authentication,
+            DecisionCache(),
+            EventApplier(app, publish_enrich),
+            parse_group_teams(settings.group_teams),
         )
 
     @property

@@ -7,7 +7,9 @@ environment variable of the same name, then from its default. Defaults that depe
 
 from __future__ import annotations
 
+import json
 import os
+import runpy
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,6 +26,15 @@ def _bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
     return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _json_mapping(value: Any) -> Mapping[str, Any]:
+    """A Python mapping (config file) or its JSON text (environment)."""
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip() else {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"expected a mapping, got {type(value).__name__}")
+    return value
 
 
 def _rate_limit(value: Any) -> str | None:
@@ -44,6 +55,13 @@ class SettingSpec:
 
 # The README's settings table is generated from (and tested against) this tuple.
 SPECS: tuple[SettingSpec, ...] = (
+    SettingSpec(
+        "PORTUS_CONFIG_FILE",
+        None,
+        str,
+        "a Python file of settings read after config.py's defaults (FAB's AUTH_*, "
+        "OAUTH_PROVIDERS and any PORTUS_* setting; the environment only)",
+    ),
     SettingSpec(
         "PORTUS_DATA_DIR", "./instance", str, "where SQLite, generated keys and secrets live"
     ),
@@ -264,6 +282,15 @@ SPECS: tuple[SettingSpec, ...] = (
         "seconds over which failed sign-ins are counted towards a lock",
     ),
     SettingSpec(
+        "PORTUS_GROUP_TEAMS",
+        "{}",
+        _json_mapping,
+        "directory or identity-provider groups whose members are team members: "
+        '`{"cn=devs,ou=groups,dc=example,dc=org": ["devs", "contributor"]}` (a group may give '
+        "a list of such pairs), synced at each sign-in (JSON in the environment, a dict in "
+        "the config file)",
+    ),
+    SettingSpec(
         "PORTUS_LOCKOUT_DURATION",
         "900",
         int,
@@ -338,6 +365,7 @@ class Settings:
     lockout_address_threshold: int
     lockout_window: int
     lockout_duration: int
+    group_teams: Mapping[str, Any]  # as given; portus_fab.access.group_teams parses it
 
     @property
     def token_realm(self) -> str:
@@ -425,16 +453,31 @@ class Settings:
             lockout_address_threshold=value["PORTUS_LOCKOUT_ADDRESS_THRESHOLD"],
             lockout_window=value["PORTUS_LOCKOUT_WINDOW"],
             lockout_duration=value["PORTUS_LOCKOUT_DURATION"],
+            group_teams=value["PORTUS_GROUP_TEAMS"],
         )
 
 
-def flask_config_from_environment() -> dict[str, Any]:
-    """The Flask settings a standalone app derives from PORTUS_* (used by config.py)."""
-    settings = Settings.load({})
+def load_config_file(path: str | None) -> dict[str, Any]:
+    """The upper-case names a Python configuration file defines (PORTUS_CONFIG_FILE), the way
+    Superset's SUPERSET_CONFIG_PATH and Airflow's webserver_config.py are read: FAB's own settings
+    (AUTH_TYPE, AUTH_LDAP_*, OAUTH_PROVIDERS, AUTH_ROLES_MAPPING) are Python values, not strings.
+    """
+    if not path:
+        return {}
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"PORTUS_CONFIG_FILE names no file: {path}")
+    defined = runpy.run_path(path, run_name="portus_config")
+    return {name: value for name, value in defined.items() if name.isupper()}
+
+
+def flask_config(config_file: Mapping[str, Any]) -> dict[str, Any]:
+    """The Flask settings a standalone app derives from PORTUS_* in the configuration file
+    (first) and the environment (used by config.py)."""
+    settings = Settings.load(config_file)
     make_data_dir(settings.data_dir)
     return {
         "SQLALCHEMY_DATABASE_URI": settings.database_url,
-        "SECRET_KEY": os.environ.get("PORTUS_SECRET_KEY")
+        "SECRET_KEY": _raw(config_file, "PORTUS_SECRET_KEY", None)
         or persistent_secret(settings.data_dir, "secret_key"),
         **{name: os.environ[name] for name in SETTING_NAMES if os.environ.get(name)},
     }

@@ -247,6 +247,16 @@ def add_member(session: Session, team: Team, user: User, role: Role | str) -> Te
     return member
 
 
+def check_hand_edit(member: TeamMember) -> None:
+    """A membership synced from a directory's groups changes there, never by hand: an edit here
+    would disagree with the directory until the next sign-in silently undid it."""
+    if member.source is not None:
+        raise Conflict(
+            f"{member.user.username}'s membership of team {member.team.name} comes from the "
+            f"directory ({member.source}); change it there"
+        )
+
+
 def check_role_change(session: Session, member: TeamMember, before: Role, after: Role) -> None:
     if before == Role.OWNER and after != Role.OWNER:
         check_keeps_an_owner(session, member.team, leaving=member)
@@ -256,6 +266,7 @@ def set_member_role(session: Session, team: Team, user: User, role: Role | str) 
     """Change a member's role; a team keeps at least one owner."""
     role = parse_role(role)
     member = find_member(session, team, user)
+    check_hand_edit(member)
     check_role_change(session, member, member.role, role)
     member.role = role
     session.flush()
@@ -281,6 +292,7 @@ def check_keeps_an_owner(session: Session, team: Team, leaving: TeamMember) -> N
 def check_member_edit(session: Session, member: TeamMember) -> None:
     """A screen's edit of a member row, its new values already on `member`: still one row per
     user and team, and the team it leaves or demotes an owner in keeps one."""
+    check_hand_edit(member)
     check_new_member(session, member.team, member.user, other_than=member.id)
     with session.no_autoflush:
         stored_team_id, stored_role = session.execute(
@@ -293,6 +305,7 @@ def check_member_edit(session: Session, member: TeamMember) -> None:
 
 
 def check_removal(session: Session, member: TeamMember) -> None:
+    check_hand_edit(member)
     if member.role == Role.OWNER:
         check_keeps_an_owner(session, member.team, leaving=member)
 

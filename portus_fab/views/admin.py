@@ -260,7 +260,9 @@ class GrantView(ModelView):
 class TeamMemberView(ModelView):
     datamodel = SQLAInterface(TeamMember)
     list_title = "Team members"
-    list_columns = ["team", "user", "role"]
+    # A synced membership says where it comes from, and is changed there (check_hand_edit).
+    list_columns = ["team", "user", "role", "source"]
+    label_columns = {"source": "Synced from"}
     add_columns = edit_columns = ["team", "user", "role"]
     search_columns = ["team", "user", "role"]
     add_form_extra_fields = edit_form_extra_fields = {

@@ -106,3 +106,31 @@ def add_user(
         user.active = False
         app.appbuilder.session.commit()
     return user
+
+
+# -- a real LDAP directory (tests/support/slapd.py): one slapd for the session --------------
+
+
+@pytest.fixture(scope="session")
+def slapd() -> Iterator[Any]:
+    """The session's OpenLDAP directory. Tests that change it use `ldap_directory` instead."""
+    from tests.support.slapd import running_directory  # python-ldap: only LDAP tests need it
+
+    yield from running_directory()
+
+
+@pytest.fixture
+def ldap_directory(slapd: Any) -> Iterator[Any]:
+    """The session's directory, running again with its seed content after the test (whatever
+    the test stopped, added, removed or changed)."""
+    yield slapd
+    slapd.restore()
+
+
+@pytest.fixture
+def ldap_config(slapd: Any) -> dict[str, Any]:
+    """FAB overrides for an app that signs people in against the session's directory
+    (`make_app(template_dir, tmp_path / "data", **ldap_config)`)."""
+    from tests.support.slapd import ldap_settings
+
+    return ldap_settings(slapd)

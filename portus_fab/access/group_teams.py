@@ -6,6 +6,9 @@ user's memberships from it are made to match their groups: missing teams are cre
 membership of a mapped team is taken over, the memberships of groups they left are removed.
 A synced row is marked with its source, and no screen or command may change it by hand
 (management.check_hand_edit): the directory is the one place to change it.
+
+The setting is parsed once when the app starts: sign-ins pass `portus().group_teams` (core.py)
+to `sync_group_teams`.
 """
 
 from __future__ import annotations

@@ -291,6 +291,13 @@ SPECS: tuple[SettingSpec, ...] = (
         "the config file)",
     ),
     SettingSpec(
+        "PORTUS_OIDC_GROUPS_CLAIM",
+        "groups",
+        str,
+        "the OpenID Connect claim (ID token or userinfo) that lists a user's groups: the keys "
+        "AUTH_ROLES_MAPPING and PORTUS_GROUP_TEAMS map",
+    ),
+    SettingSpec(
         "PORTUS_LOCKOUT_DURATION",
         "900",
         int,
@@ -366,6 +373,7 @@ class Settings:
     lockout_window: int
     lockout_duration: int
     group_teams: Mapping[str, Any]  # as given; portus_fab.access.group_teams parses it
+    oidc_groups_claim: str
 
     @property
     def token_realm(self) -> str:
@@ -454,6 +462,7 @@ class Settings:
             lockout_window=value["PORTUS_LOCKOUT_WINDOW"],
             lockout_duration=value["PORTUS_LOCKOUT_DURATION"],
             group_teams=value["PORTUS_GROUP_TEAMS"],
+            oidc_groups_claim=value["PORTUS_OIDC_GROUPS_CLAIM"],
         )
 
 

@@ -134,3 +134,25 @@ def ldap_config(slapd: Any) -> dict[str, Any]:
     from tests.support.slapd import ldap_settings
 
     return ldap_settings(slapd)
+
+
+# -- a real OpenID Connect provider (tests/support/oidc.py): one for the session ---------------
+
+
+@pytest.fixture(scope="session")
+def oidc_provider() -> Iterator[Any]:
+    """The session's OpenID Connect provider. Each test gives its people their own `sub`."""
+    from tests.support.oidc import running_provider
+
+    yield from running_provider()
+
+
+@pytest.fixture(scope="session")
+def oauth_template_dir(
+    template_dir: Path, tmp_path_factory: pytest.TempPathFactory, oidc_provider: Any
+) -> Path:
+    """The template with FAB's AUTH_OAUTH views' permissions (`oauth_app(oauth_template_dir,
+    tmp_path / "data", oidc_provider)`)."""
+    from tests.support.oidc import oauth_template
+
+    return oauth_template(template_dir, tmp_path_factory.mktemp("oauth") / "data", oidc_provider)

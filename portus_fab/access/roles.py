@@ -15,10 +15,13 @@ BROWSE = [
 ]
 
 # FAB's own-account screens (AUTH_DB): see one's user info, change one's password and name.
+# Signed in by a provider (AUTH_OAUTH), the user info page alone: it shows the `docker login`
+# help of users who have no registry password (views/oidc.py).
 # FAB's `userinfo`, `resetmypassword` and `userinfoedit` act on the signed-in user only, whatever
 # the id in the URL; no permission here lists or shows other users.
 OWN_ACCOUNT = [
     ("can_userinfo", "UserDBModelView"),
+    ("can_userinfo", "UserOAuthModelView"),
     ("resetmypassword", "UserDBModelView"),
     ("userinfoedit", "UserDBModelView"),
     ("can_this_form_get", "ResetMyPasswordView"),

@@ -8,7 +8,7 @@ from flask import Blueprint, Flask
 from flask_appbuilder import AppBuilder
 
 from portus_fab.core import EXTENSION
-from portus_fab.views import hardening, lockout
+from portus_fab.views import hardening, lockout, oidc
 from portus_fab.views.access_tokens import AccessTokenView
 from portus_fab.views.admin import register_admin_views
 from portus_fab.views.browse import BrowseView
@@ -37,6 +37,7 @@ def register_views(appbuilder: AppBuilder, app: Flask) -> None:
     appbuilder.add_view(AccessTokenView, "Access tokens", icon="fa-key", category="Registry")
     appbuilder.add_view(RefreshTokenView, "Refresh tokens", icon="fa-refresh", category="Registry")
     lockout.install(appbuilder, app)
+    oidc.install(appbuilder, app)
     appbuilder.add_view(
         lockout.SignInLockView, "Sign-in locks", icon="fa-lock", category="Security"
     )

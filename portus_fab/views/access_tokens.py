@@ -22,6 +22,7 @@ from portus_fab.models import AccessLevel
 from portus_fab.models.namespaces import utcnow
 from portus_fab.models.tokens import TOKEN_NAME_MAX
 from portus_fab.models.transaction import transaction
+from portus_fab.views.oidc import docker_login
 from portus_fab.views.principal import current_principal
 
 LEVELS = [
@@ -64,6 +65,7 @@ class AccessTokenView(BaseView):
             default_days=settings.access_token_default_days,
             max_days=settings.access_token_max_days,
             allow_no_expiry=settings.access_token_allow_no_expiry,
+            docker_login=docker_login(),
         )
 
     @expose("/")

@@ -15,6 +15,7 @@ from portus_fab.access.policy import INTERNAL_IDENTITY, Policy
 from portus_fab.auth.access import DecisionCache
 from portus_fab.auth.authenticate import AuthContext
 from portus_fab.auth.credentials import CredentialCache
+from portus_fab.auth.directory_sign_in import DirectorySignIn
 from portus_fab.auth.keys import SigningKey, load_or_generate
 from portus_fab.auth.lockout import Lockout
 from portus_fab.auth.scopes import parse_scopes
@@ -51,14 +52,21 @@ class Portus:
         lockout = Lockout.from_settings(
             settings, case_insensitive=app.config.get("AUTH_USERNAME_CI", True)
         )
-        authentication = AuthContext.from_app(app, cache, hasher, lockout)
+        group_teams = parse_group_teams(settings.group_teams)
+        directory = DirectorySignIn.from_app(
+            app,
+            timeout=settings.ldap_timeout,
+            proof_ttl=settings.credential_cache_ttl,
+            group_teams=group_teams,
+        )
+        authentication = AuthContext.from_app(app, cache, hasher, lockout, directory)
         return cls(
             settings,
             key,
             authentication,
             DecisionCache(),
             EventApplier(app, publish_enrich),
-            parse_group_teams(settings.group_teams),
+            group_teams,
         )
 
     @property

@@ -199,6 +199,13 @@ SPECS: tuple[SettingSpec, ...] = (
         "seconds `/health` answers from its last checks before it checks again",
     ),
     SettingSpec(
+        "PORTUS_LDAP_TIMEOUT",
+        "5",
+        float,
+        "seconds a sign-in may spend on the directory (AUTH_LDAP) in all, connecting, StartTLS, "
+        "binds and search included; past it the directory counts as unreachable",
+    ),
+    SettingSpec(
         "PORTUS_DELETE_BY_CONTRIBUTORS",
         "false",
         _bool,
@@ -358,6 +365,7 @@ class Settings:
     registry_deadline: float
     health_timeout: float
     health_cache_ttl: float
+    ldap_timeout: float
     delete_by_contributors: bool
     credential_cache_ttl: int
     broker_url: str
@@ -416,7 +424,12 @@ class Settings:
             if value[name] < 0:
                 raise ValueError(f"{name} must be 0 (never) or more")
         # No time at all would fail every request: a mistake, not a setting.
-        bounds = ("PORTUS_REGISTRY_TIMEOUT", "PORTUS_REGISTRY_DEADLINE", "PORTUS_HEALTH_TIMEOUT")
+        bounds = (
+            "PORTUS_REGISTRY_TIMEOUT",
+            "PORTUS_REGISTRY_DEADLINE",
+            "PORTUS_HEALTH_TIMEOUT",
+            "PORTUS_LDAP_TIMEOUT",
+        )
         for name in bounds:
             if value[name] <= 0:
                 raise ValueError(f"{name} must be more than 0 seconds")
@@ -447,6 +460,7 @@ class Settings:
             registry_deadline=value["PORTUS_REGISTRY_DEADLINE"],
             health_timeout=value["PORTUS_HEALTH_TIMEOUT"],
             health_cache_ttl=value["PORTUS_HEALTH_CACHE_TTL"],
+            ldap_timeout=value["PORTUS_LDAP_TIMEOUT"],
             delete_by_contributors=value["PORTUS_DELETE_BY_CONTRIBUTORS"],
             credential_cache_ttl=value["PORTUS_CREDENTIAL_CACHE_TTL"],
             broker_url=value["PORTUS_BROKER_URL"] or f"sqla+sqlite:///{data_dir / 'broker.db'}",

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -28,10 +30,14 @@ from portus_fab.auth.credentials import (
     principal_for,
     same_username,
 )
+from portus_fab.auth.directory import DirectoryUnreachable
+from portus_fab.auth.directory_sign_in import DirectorySignIn
 from portus_fab.auth.lockout import Lockout
 from portus_fab.auth.robots import RobotUsage, check_secret, robot_named, robot_principal
 from portus_fab.auth.secrets import SecretHasher, SecretKind, kind_of
 from portus_fab.errors import Unauthenticated
+
+log = logging.getLogger(__name__)
 
 # gunicorn's default limit_request_field_size: no header a production server passes is longer.
 MAX_AUTHORIZATION = 8190
@@ -42,6 +48,8 @@ INVALID_REFRESH_TOKEN = (
     "invalid refresh token: it was revoked, or its owner was disabled or changed their "
     "password since; log in again"
 )
+# Not INVALID: the password may well be right, and the client should try again, not another one.
+DIRECTORY_UNREACHABLE = "the directory (LDAP) that checks passwords is unreachable: try again later"
 
 
 class AuthenticationRefused(Unauthenticated):
@@ -84,10 +92,17 @@ class AuthContext:
     lockout: Lockout  # failed sign-ins counted and locked, shared with the web sign-in
     robot_usage: RobotUsage = field(default_factory=RobotUsage)
     refresh_use: refresh.RefreshTokenUse = field(default_factory=refresh.RefreshTokenUse)
+    # AUTH_LDAP: passwords are the directory's (portus_fab.auth.directory_sign_in), not FAB's.
+    directory: DirectorySignIn | None = None
 
     @classmethod
     def from_app(
-        cls, app: Flask, cache: CredentialCache, hasher: SecretHasher, lockout: Lockout
+        cls,
+        app: Flask,
+        cache: CredentialCache,
+        hasher: SecretHasher,
+        lockout: Lockout,
+        directory: DirectorySignIn | None = None,
     ) -> AuthContext:
         """Call after FAB's security manager exists: it sets the fake hash's default."""
         config = app.config
@@ -99,6 +114,7 @@ class AuthContext:
             hasher=hasher,
             last_use=LastUse(),
             lockout=lockout,
+            directory=directory,
         )
 
 
@@ -147,6 +163,8 @@ def credential_kind(credentials: BasicCredentials) -> PrincipalKind:
 def _password_user(
     context: AuthContext, session: Session, credentials: BasicCredentials
 ) -> Principal | None:
+    if context.directory is not None:
+        return _directory_user(context.directory, context, session, credentials)
     return check_password(
         session,
         credentials.username,
@@ -155,6 +173,27 @@ def _password_user(
         fake_hash=context.fake_hash,
         case_insensitive=context.case_insensitive,
     )
+
+
+def _directory_user(
+    directory: DirectorySignIn,
+    context: AuthContext,
+    session: Session,
+    credentials: BasicCredentials,
+) -> Principal | None:
+    """The directory's answer. Unreachable is a refusal of its own, raised before the lockout
+    counts anything: no one guessed wrong."""
+    try:
+        signed_in = directory.token_sign_in(session, credentials.username, credentials.password)
+    except DirectoryUnreachable as error:
+        log.warning("password of %r not checked: %s", credentials.username[:100], error.detail)
+        raise AuthenticationRefused(DIRECTORY_UNREACHABLE, claimed=credentials.username) from None
+    if signed_in is None:
+        return None
+    principal = principal_for(signed_in.user, context.admin_role)
+    # The credential cache drops it when the directory's yes stops counting, even if its own
+    # lifetime, started later (at an epoch bump), would keep it longer.
+    return dataclasses.replace(principal, expires_at=signed_in.proof_until)
 
 
 def _access_token(

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from portus_fab import migrations
+from portus_fab.auth.directory import Directory, DirectoryUnreachable
 from portus_fab.models import EventStatus, RegistryEventRecord, Repository, Tag
 from portus_fab.models.namespaces import utcnow
 from portus_fab.registry.client import RegistryClient
@@ -101,6 +102,19 @@ def check_broker(celery_app: Celery, timeout: float) -> Check:
         return Check("broker", False, f"unreachable: {error} (tags are enriched once it is back)")
 
 
+def check_directory(directory: Directory, timeout: float) -> Check:
+    """The directory (AUTH_LDAP) answers a bind within `timeout`. Down, only the sign-ins it
+    must check fail: cached credentials, access tokens and robots keep working."""
+    try:
+        return Check("directory", True, directory.ping(timeout))
+    except DirectoryUnreachable as error:
+        return Check(
+            "directory",
+            False,
+            f"unreachable: {error.detail} (new sign-ins with a directory password fail meanwhile)",
+        )
+
+
 def check_events(session: Session, sweep_interval: int) -> list[Check]:
     last = session.scalar(select(func.max(RegistryEventRecord.received_at)))
     day_ago = utcnow() - dt.timedelta(days=1)
@@ -181,6 +195,11 @@ def run_checks(core: Portus, timeout: float) -> list[Check]:
         schema := check_schema(core.session.get_bind()),
         *check_registry(core.settings, core.registry_client(timeout=timeout)),
         check_broker(current_app.extensions["celery"], timeout),
+        *(
+            [check_directory(directory.directory, timeout)]
+            if (directory := core.authentication.directory) is not None
+            else []
+        ),
         # Behind the code's schema, the tables the event checks count may not exist yet.
         *(check_events(core.session, core.settings.sweep_interval) if schema.ok else []),
     ]

@@ -24,9 +24,12 @@ log = logging.getLogger(__name__)
 EXTENSION = "portus_fab_health"
 STALLED = "self-checks"
 # Failing these means portus_fab cannot serve tokens; the others degrade the front end only.
+# The directory is not one: down, it fails new sign-ins only, while cached credentials, access
+# tokens and robots still get tokens, and a balancer taking every process out would fail those.
 ESSENTIAL = frozenset({"database", "registry", "registry trusts our tokens", STALLED})
-# How many health timeouts an admin's fresh check may take: registry, broker and database.
-FRESH_WAIT_TIMEOUTS = 3
+# How many health timeouts an admin's fresh check may take: registry, broker, database and
+# directory.
+FRESH_WAIT_TIMEOUTS = 4
 # Enough for a registry and broker that answer to give a process's first caller a real answer;
 # short enough that a hung one costs each web worker this, once, and not a token request more.
 FIRST_ANSWER_WAIT = 0.25

@@ -8,7 +8,7 @@ from flask import Blueprint, Flask
 from flask_appbuilder import AppBuilder
 
 from portus_fab.core import EXTENSION
-from portus_fab.views import hardening, lockout, oidc
+from portus_fab.views import directory_login, hardening, lockout, oidc
 from portus_fab.views.access_tokens import AccessTokenView
 from portus_fab.views.admin import register_admin_views
 from portus_fab.views.browse import BrowseView
@@ -36,7 +36,11 @@ def register_views(appbuilder: AppBuilder, app: Flask) -> None:
     register_admin_views(appbuilder)
     appbuilder.add_view(AccessTokenView, "Access tokens", icon="fa-key", category="Registry")
     appbuilder.add_view(RefreshTokenView, "Refresh tokens", icon="fa-refresh", category="Registry")
+    # The lockout counts the failures of the directory's check, and only those: a directory
+    # that cannot be reached is answered around it.
+    directory_login.install(appbuilder, app)
     lockout.install(appbuilder, app)
+    directory_login.answer_unreachable(appbuilder, app)
     oidc.install(appbuilder, app)
     appbuilder.add_view(
         lockout.SignInLockView, "Sign-in locks", icon="fa-lock", category="Security"

@@ -36,7 +36,7 @@ def install(appbuilder: AppBuilder, app: Flask) -> None:
     sm = appbuilder.sm
     for name in PASSWORD_CHECKS:
         setattr(sm, name, _counting(getattr(sm, name), lockout, engine))
-    web, api = _sign_in_endpoints(appbuilder)
+    web, api = sign_in_endpoints(appbuilder)
 
     @app.before_request
     def refuse_locked_sign_in() -> BaseResponse | tuple[Response, int, dict[str, str]] | None:
@@ -75,7 +75,7 @@ def _counting(check: PasswordCheck, lockout: Lockout, engine: Engine) -> Passwor
     return counted
 
 
-def _sign_in_endpoints(appbuilder: AppBuilder) -> tuple[str | None, str | None]:
+def sign_in_endpoints(appbuilder: AppBuilder) -> tuple[str | None, str | None]:
     """The endpoints of the web sign-in form and of the JSON sign-in, where they exist."""
     auth_view = getattr(appbuilder.sm, "auth_view", None)
     security_api = next(

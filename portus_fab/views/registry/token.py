@@ -178,6 +178,11 @@ def _grant(
 def _new_refresh_token(core: Portus, principal: Principal, client_id: str) -> str | None:
     if not refresh.may_have_refresh_token(principal):
         return None  # an access token, a robot or anonymous stays its own credential
+    if core.authentication.directory is not None:
+        # A refresh token is never checked against the directory, so a disabled directory
+        # account would keep it working: the client keeps sending the password instead, which
+        # is checked there again at least every PORTUS_CREDENTIAL_CACHE_TTL.
+        return None
     with transaction(core.session) as session:
         user = session.get(User, principal.user_id)
         if user is None:  # deleted since its password was checked

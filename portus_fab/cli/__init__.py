@@ -458,7 +458,8 @@ def repo_show(reference: str, as_json: bool) -> None:
 
 @portus_cli.command("doctor")
 def doctor() -> None:
-    """Check the wiring: database, registry (address, realm, service, trust), broker, events."""
+    """Check the wiring: database, registry (address, realm, service, trust), broker, events,
+    and the directory when AUTH_TYPE is AUTH_LDAP."""
     from portus_fab.ops.diagnostics import run_checks
 
     core = portus()

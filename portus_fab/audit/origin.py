@@ -27,6 +27,7 @@ REGISTRY = Origin("registry")
 
 _acting: ContextVar[Origin | None] = ContextVar("portus_audit_origin", default=None)
 _request_origin: list[Callable[[], Origin | None]] = []
+_request_address: list[Callable[[], str | None]] = []
 
 
 def cli_origin() -> Origin:
@@ -48,10 +49,13 @@ def acting(origin: Origin) -> Iterator[Origin]:
         _acting.reset(token)
 
 
-def install_request_origin(read: Callable[[], Origin | None]) -> None:
-    """The web surface's reader of the current request's origin (None outside a request).
-    Idempotent: one reader per process, shared by every app."""
+def install_request_origin(
+    read: Callable[[], Origin | None], read_address: Callable[[], str | None]
+) -> None:
+    """The web surface's readers of the current request's origin and of its client address
+    alone (None outside a request). Idempotent: one pair per process, shared by every app."""
     _request_origin[:] = [read]
+    _request_address[:] = [read_address]
 
 
 def current_origin() -> Origin:
@@ -63,3 +67,15 @@ def current_origin() -> Origin:
         if found is not None:
             return found
     return SYSTEM
+
+
+def current_address() -> str | None:
+    """The address `current_origin()` would name, without finding out who is acting: the token
+    endpoint keys its cache and its lockout by address on every request, and naming the actor
+    means loading the browser session's user, which no registry client has."""
+    explicit = _acting.get()
+    if explicit is not None:
+        return explicit.address
+    for read in _request_address:
+        return read()
+    return None

@@ -20,7 +20,7 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from portus_fab.access.policy import ANONYMOUS, Principal, PrincipalKind
-from portus_fab.audit.origin import current_origin
+from portus_fab.audit.origin import current_address
 from portus_fab.auth import refresh
 from portus_fab.auth.access_tokens import LastUse, prove
 from portus_fab.auth.credentials import (
@@ -210,7 +210,7 @@ def _access_token(
         case_insensitive=context.case_insensitive,
     )
     if proof.refusal is not None:
-        context.last_use.refused(session.get_bind(), proof, current_origin().address)
+        context.last_use.refused(session.get_bind(), proof, current_address())
     return proof.principal
 
 
@@ -236,7 +236,7 @@ def _checked(context: AuthContext, session: Session, credentials: BasicCredentia
     address is refused before any check (so even the right secret gets nowhere), and every
     failure, whichever its kind or cause (unknown name too), counts towards a lock."""
     engine = session.get_bind()
-    attempt = context.lockout.attempt(credentials.username, current_origin().address)
+    attempt = context.lockout.attempt(credentials.username, current_address())
     context.lockout.check(engine, attempt)
     proved = _CHECKS[credential_kind(credentials)](context, session, credentials)
     if proved is None:
@@ -251,7 +251,7 @@ def _refresh_token_owner(
     engine = session.get_bind()
     proof = refresh.prove(session, context.hasher, credentials.token, admin_role=context.admin_role)
     if proof.principal is None or proof.token is None:
-        context.refresh_use.refused(engine, proof, current_origin().address)
+        context.refresh_use.refused(engine, proof, current_address())
         raise AuthenticationRefused(INVALID_REFRESH_TOKEN)
     # Only here, on a cache miss: a cached success says nothing of which token proved it, so the
     # last use is as exact as the cache's lifetime (PORTUS_CREDENTIAL_CACHE_TTL).
@@ -262,7 +262,7 @@ def _refresh_token_owner(
 def _cache_key(context: AuthContext, credentials: Credentials) -> bytes:
     if isinstance(credentials, RefreshCredentials):
         return context.cache.bearer_key(credentials.token)
-    return context.cache.key(credentials.username, credentials.password, current_origin().address)
+    return context.cache.key(credentials.username, credentials.password, current_address())
 
 
 def authenticate(
@@ -308,7 +308,7 @@ def authenticate(
             f"account {account!r} does not match the credentials given", claimed=account
         )
     if principal.token_id is not None:
-        context.last_use.note(session.get_bind(), principal.token_id, current_origin().address)
+        context.last_use.note(session.get_bind(), principal.token_id, current_address())
     if principal.robot_id is not None:
         context.robot_usage.used(session, principal.robot_id)
     return principal

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from functools import cached_property
@@ -20,7 +21,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from jwt.algorithms import Algorithm, ECAlgorithm, RSAAlgorithm, get_default_algorithms
+from jwt.utils import base64url_encode
 
 from portus_fab.settings import make_data_dir
 
@@ -65,6 +67,25 @@ class SigningKey:
     def headers(self) -> dict[str, Any]:
         der = self.certificate.public_bytes(serialization.Encoding.DER)
         return {"kid": self.kid, "x5c": [base64.b64encode(der).decode()]}
+
+    @cached_property
+    def _signed_header(self) -> bytes:
+        # The header PyJWT would write (sorted keys, no spaces), encoded once: with the x5c
+        # certificate it is most of the token, and the same in every one.
+        header = {"alg": self.algorithm, "typ": "JWT", **self.headers}
+        return base64url_encode(json.dumps(header, separators=(",", ":"), sort_keys=True).encode())
+
+    @cached_property
+    def _signer(self) -> Algorithm:
+        return get_default_algorithms()[self.algorithm]
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        """A compact JWS of `claims` (RFC 7515), as `jwt.encode` makes it with this key's
+        headers; PyJWT's algorithm still signs (an ECDSA signature as r||s, not DER)."""
+        payload = base64url_encode(json.dumps(claims, separators=(",", ":")).encode())
+        signing_input = self._signed_header + b"." + payload
+        signature = self._signer.sign(signing_input, self.private_key)
+        return (signing_input + b"." + base64url_encode(signature)).decode()
 
     def jwks(self) -> dict[str, Any]:
         public = self.private_key.public_key()

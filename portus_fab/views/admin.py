@@ -49,7 +49,7 @@ from portus_fab.models import (
     Visibility,
 )
 from portus_fab.views.parameters import install_parameter_checks
-from portus_fab.views.principal import current_principal, request_origin
+from portus_fab.views.principal import current_principal, request_address, request_origin
 
 
 class PolicyFilter(BaseFilter):
@@ -474,4 +474,4 @@ def register_admin_views(appbuilder: Any) -> None:
     # For FAB's security views and APIs too: they parse their parameters the same way.
     install_parameter_checks(current_app._get_current_object(), appbuilder)
     # Changes made through any screen are recorded as the logged-in user's, from their address.
-    install_request_origin(request_origin)
+    install_request_origin(request_origin, request_address)

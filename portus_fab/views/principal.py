@@ -26,3 +26,7 @@ def request_origin() -> Origin | None:
     authenticated = user is not None and getattr(user, "is_authenticated", False)
     actor = user.username if authenticated and not user.is_anonymous else "anonymous"
     return Origin(actor, request.remote_addr)
+
+
+def request_address() -> str | None:
+    return request.remote_addr if has_request_context() else None

@@ -388,3 +388,21 @@ def test_jti_is_unique() -> None:
         for _ in range(50)
     }
     assert len(jtis) == 50
+
+
+def test_the_signer_writes_what_pyjwt_would(fixed: tuple[bytes, str, str]) -> None:
+    """SigningKey.sign encodes its header once instead of per token: the tokens must stay the
+    ones `jwt.encode` makes (RSA's PKCS#1 v1.5 signature is deterministic, so equal byte for
+    byte; ECDSA's is not, so equal up to the signature, which must verify)."""
+    pem, _kid, algorithm = fixed
+    key = signing_key(pem)
+    claims = {"iss": "portus", "sub": "alice", "access": [{"type": "repository", "name": "a/b"}]}
+    ours = key.sign(claims)
+    theirs = jwt.encode(claims, key.private_key, algorithm=key.algorithm, headers=key.headers)
+    if algorithm == "RS256":
+        assert ours == theirs
+    else:
+        assert ours.rsplit(".", 1)[0] == theirs.rsplit(".", 1)[0]
+    public = key.private_key.public_key()
+    assert jwt.decode(ours, public, algorithms=[algorithm], options={"verify_aud": False}) == claims
+    assert jwt.get_unverified_header(ours) == {"alg": algorithm, "typ": "JWT", **key.headers}

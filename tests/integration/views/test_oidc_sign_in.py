@@ -14,9 +14,11 @@ import pytest
 from flask import Flask, render_template
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from portus_fab.core import portus
 from portus_fab.models import Grant, Namespace, NamespaceKind, Role, Team, TeamMember
+from portus_fab.views import oidc as views_oidc
 from portus_fab.views.oidc import DockerLogin
 from tests.conftest import add_user
 from tests.support.oidc import (
@@ -248,3 +250,19 @@ def test_the_help_escapes_what_it_shows(app: Flask) -> None:
         )
     assert "<script>" not in page
     assert "&lt;script&gt;" in page
+
+
+def test_teams_that_cannot_be_synced_refuse_the_sign_in(
+    oauth: Flask, oidc_provider: OidcProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signed in with the teams of last time, a user could keep one they have left."""
+    sub = person(oidc_provider, preferred_username="lou", groups=["devs"])
+
+    def database_gone(*_args: Any) -> None:
+        raise OperationalError("UPDATE team_member", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(views_oidc, "sync_group_teams", database_gone)
+    client = oauth.test_client()
+    answer = sign_in(client, oidc_provider, sub)
+    assert answer.status_code == 302 and "/login" in answer.headers["Location"]
+    assert client.get("/access-tokens/").status_code == 302  # not signed in: to the sign-in page

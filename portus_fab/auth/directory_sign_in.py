@@ -31,6 +31,7 @@ from flask_appbuilder.security.sqla.models import User
 from sqlalchemy.orm import Session
 
 from portus_fab.access.group_teams import GroupTeams, sync_group_teams
+from portus_fab.audit.origin import Origin, acting, current_origin
 from portus_fab.auth.credentials import MAX_ENTRIES, load_user
 from portus_fab.auth.directory import Directory, DirectoryIdentity
 from portus_fab.models.namespaces import utcnow
@@ -179,7 +180,10 @@ class DirectorySignIn:
         """Find or create the user the directory vouched for and bring it in step with the
         directory (names, email, mapped roles, teams), in one transaction. None when there is
         no such user and none may be created, or it is disabled here."""
-        with transaction(session):
+        # What the sign-in records (the personal namespace, team memberships) the user did, by
+        # signing in: before it, the request's origin names no one.
+        signing_in = Origin(identity.username, current_origin().address)
+        with acting(signing_in), transaction(session):
             user = load_user(session, identity.username, case_insensitive=self._case_insensitive)
             if user is None:
                 user = self._create(identity)

@@ -16,8 +16,9 @@ from flask_appbuilder.security.sqla.models import User
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from portus_fab.audit import Kind
 from portus_fab.auth.authenticate import DIRECTORY_UNREACHABLE, INVALID
-from portus_fab.models import Namespace
+from portus_fab.models import Activity, Namespace
 from portus_fab.models.epoch import bump_epoch
 from portus_fab.models.namespaces import NamespaceKind
 from portus_fab.models.transaction import transaction
@@ -82,6 +83,15 @@ def test_first_token_creates_the_user_with_namespace_roles_and_teams(app: Flask,
     assert teams_of(app, "alice") == {
         "devs": ("contributor", "ldap"),
         "ops": ("owner", "ldap"),
+    }
+    # The sign-in's records name the user who signed in.
+    recorded = session.execute(select(Activity.kind, Activity.actor, Activity.target_name)).all()
+    assert {(kind, actor, name) for kind, actor, name in recorded if actor != "portus_fab"} == {
+        (Kind.NAMESPACE_CREATED, "alice", "alice"),
+        (Kind.TEAM_CREATED, "alice", "devs"),
+        (Kind.MEMBER_ADDED, "alice", "devs"),
+        (Kind.TEAM_CREATED, "alice", "ops"),
+        (Kind.MEMBER_ADDED, "alice", "ops"),
     }
 
 

@@ -7,6 +7,7 @@ longest a disabled account or a removed group goes unnoticed."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from portus_fab.models import Activity, Namespace
 from portus_fab.models.epoch import bump_epoch
 from portus_fab.models.namespaces import NamespaceKind
 from portus_fab.models.transaction import transaction
+from tests.support.hanging import HangingServer
 from tests.support.ldap_apps import (
     failures_counted,
     get_token,
@@ -217,3 +219,22 @@ def test_start_tls_with_the_ca_and_without(
         response = get_token(untrusted.test_client(), BOB.uid, BOB.password)
         assert refusal(response) == DIRECTORY_UNREACHABLE
         untrusted.appbuilder.session.remove()
+
+
+def test_a_hanging_directory_is_a_401_within_the_ldap_timeout(
+    template_dir: Path, tmp_path: Path, slapd: Slapd
+) -> None:
+    with HangingServer() as hanging:
+        app = ldap_app(
+            template_dir,
+            tmp_path,
+            slapd,
+            AUTH_LDAP_SERVER=f"ldap://127.0.0.1:{hanging.port}",
+            PORTUS_LDAP_TIMEOUT="0.5",
+        )
+        with app.app_context():
+            started = time.monotonic()
+            response = post_token(app.test_client(), BOB.uid, BOB.password)
+            assert refusal(response) == DIRECTORY_UNREACHABLE
+            assert time.monotonic() - started < 1.5  # not a worker held for ever
+            app.appbuilder.session.remove()

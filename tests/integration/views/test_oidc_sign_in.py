@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from portus_fab.core import portus
 from portus_fab.models import Grant, Namespace, NamespaceKind, Role, Team, TeamMember
+from portus_fab.settings import load_config_file
 from portus_fab.views import oidc as views_oidc
 from portus_fab.views.oidc import DockerLogin
 from tests.conftest import add_user
@@ -266,3 +267,44 @@ def test_teams_that_cannot_be_synced_refuse_the_sign_in(
     answer = sign_in(client, oidc_provider, sub)
     assert answer.status_code == 302 and "/login" in answer.headers["Location"]
     assert client.get("/access-tokens/").status_code == 302  # not signed in: to the sign-in page
+
+
+# The README's OpenID Connect example, with this provider's address and this test's mapping.
+CONFIG_FILE = """
+from flask_appbuilder.const import AUTH_OAUTH
+
+AUTH_TYPE = AUTH_OAUTH
+OAUTH_PROVIDERS = [
+    {
+        "name": "corp",
+        "icon": "fa-openid",
+        "token_key": "access_token",
+        "remote_app": {
+            "client_id": "portus-fab",
+            "client_secret": "the-client-secret",
+            "server_metadata_url": "https://id.example.com/.well-known/openid-configuration",
+            "client_kwargs": {"scope": "openid email profile groups"},
+        },
+    }
+]
+AUTH_USER_REGISTRATION = True
+AUTH_USER_REGISTRATION_ROLE = "User"
+AUTH_ROLES_MAPPING = {"auditors": ["Auditor"]}
+AUTH_ROLES_SYNC_AT_LOGIN = True
+PORTUS_GROUP_TEAMS = {"devs": ["developers", "contributor"]}
+PORTUS_OIDC_GROUPS_CLAIM = "groups"
+"""
+
+
+def test_the_readme_config_file_signs_people_in(
+    make_oauth_app: Any, oidc_provider: OidcProvider, tmp_path: Path
+) -> None:
+    path = tmp_path / "portus_config.py"
+    path.write_text(CONFIG_FILE.replace("https://id.example.com", oidc_provider.url))
+    app = make_oauth_app(**load_config_file(str(path)))
+    sub = person(oidc_provider, preferred_username="max", groups=["devs", "auditors"])
+    with app.app_context():
+        signed_in(app, oidc_provider, sub)
+        max_ = user_named(app, "max")
+        assert {role.name for role in max_.roles} == {"User", MAPPED_ROLE}
+        assert teams_of(app, max_) == {"developers": (Role.CONTRIBUTOR, "oidc")}

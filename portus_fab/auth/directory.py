@@ -99,6 +99,13 @@ class Directory:
             return None
         if not config.get("AUTH_LDAP_SERVER"):
             raise ValueError("AUTH_TYPE is AUTH_LDAP but AUTH_LDAP_SERVER is not set")
+        try:
+            ldap.initialize(config["AUTH_LDAP_SERVER"])  # parses the URL, connects to nothing
+        except ldap.LDAPError:
+            raise ValueError(
+                f"AUTH_LDAP_SERVER {config['AUTH_LDAP_SERVER']!r} is not an LDAP URL "
+                "(ldap://host:port or ldaps://host:port)"
+            ) from None
         if config.get("AUTH_LDAP_BIND_USER") and not config.get("AUTH_LDAP_SEARCH"):
             raise ValueError("AUTH_LDAP_BIND_USER needs AUTH_LDAP_SEARCH (where to find people)")
         return cls(

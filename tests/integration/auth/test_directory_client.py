@@ -152,5 +152,7 @@ def test_only_an_ldap_app_has_a_directory(slapd: Slapd) -> None:
     assert Directory.from_config({"AUTH_TYPE": 1}, timeout=TIMEOUT) is None
     with pytest.raises(ValueError, match="AUTH_LDAP_SERVER"):
         Directory.from_config(ldap_settings(slapd, AUTH_LDAP_SERVER=""), timeout=TIMEOUT)
+    with pytest.raises(ValueError, match="not an LDAP URL"):
+        Directory.from_config(ldap_settings(slapd, AUTH_LDAP_SERVER="slapd:389"), timeout=TIMEOUT)
     with pytest.raises(ValueError, match="AUTH_LDAP_SEARCH"):
         Directory.from_config(ldap_settings(slapd, AUTH_LDAP_SEARCH=""), timeout=TIMEOUT)

@@ -7,6 +7,8 @@ longest a disabled account or a removed group goes unnoticed."""
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,11 +19,13 @@ from flask_appbuilder.security.sqla.models import User
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from portus_fab.access.policy import Principal
 from portus_fab.audit import Kind
-from portus_fab.auth.authenticate import DIRECTORY_UNREACHABLE, INVALID
+from portus_fab.auth.authenticate import DIRECTORY_UNREACHABLE, INVALID, authenticate
+from portus_fab.core import portus
 from portus_fab.models import Activity, Namespace
-from portus_fab.models.epoch import bump_epoch
-from portus_fab.models.namespaces import NamespaceKind
+from portus_fab.models.epoch import bump_epoch, current_epoch
+from portus_fab.models.namespaces import NamespaceKind, utcnow
 from portus_fab.models.transaction import transaction
 from tests.support.hanging import HangingServer
 from tests.support.ldap_apps import (
@@ -238,3 +242,21 @@ def test_a_hanging_directory_is_a_401_within_the_ldap_timeout(
             assert refusal(response) == DIRECTORY_UNREACHABLE
             assert time.monotonic() - started < 1.5  # not a worker held for ever
             app.appbuilder.session.remove()
+
+
+def test_a_cached_answer_lives_no_longer_than_the_directory_s_yes(app: Flask) -> None:
+    """A token answer cached at an epoch bump, long after the bind, must not stretch the
+    directory's yes: the principal carries when that yes stops counting."""
+    core = portus()
+    header = "Basic " + base64.b64encode(f"{BOB.uid}:{BOB.password}".encode()).decode()
+    ttl = dt.timedelta(seconds=core.settings.credential_cache_ttl)
+
+    def sign_in() -> Principal:
+        epoch = current_epoch(core.engine)
+        return authenticate(core.authentication, core.session, header, account=None, epoch=epoch)
+
+    before = utcnow()
+    bound = sign_in()
+    assert bound.expires_at is not None and before + ttl <= bound.expires_at <= utcnow() + ttl
+    bump(app)
+    assert sign_in().expires_at == bound.expires_at  # from the database, the same yes

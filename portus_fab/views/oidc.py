@@ -27,6 +27,7 @@ from flask_appbuilder.security.manager import BaseSecurityManager
 from sqlalchemy.exc import SQLAlchemyError
 
 from portus_fab.access.group_teams import sync_group_teams
+from portus_fab.audit.origin import Origin, acting, current_origin
 from portus_fab.auth import oidc
 from portus_fab.core import portus
 from portus_fab.errors import PortusError
@@ -80,19 +81,23 @@ def _generic_user_info(builtin: UserInfoGetter) -> Callable[..., dict[str, Any]]
 
 def _syncing_teams(authenticate: Callable[[dict[str, Any]], Any]) -> Callable[..., Any]:
     def signed_in(userinfo: dict[str, Any]) -> Any:
-        user = authenticate(userinfo)
-        if user is None:
-            return None
-        core = portus()
-        groups = userinfo.get("role_keys") or []
-        try:
-            with transaction(core.session) as session:
-                sync_group_teams(session, user, groups, core.group_teams, SOURCE)
-        except (SQLAlchemyError, PortusError):
-            # Signed in with stale teams, a user could keep a team they left: refused instead.
-            log.exception("could not sync the teams of %s from their groups", user.username)
-            return None
-        return user
+        # What the sign-in records (the personal namespace, team memberships) the user did, by
+        # signing in: before it, the request's origin names no one. FAB's name for the user.
+        username = userinfo.get("username") or userinfo.get("email") or ""
+        with acting(Origin(username, current_origin().address)):
+            user = authenticate(userinfo)
+            if user is None:
+                return None
+            core = portus()
+            groups = userinfo.get("role_keys") or []
+            try:
+                with transaction(core.session) as session:
+                    sync_group_teams(session, user, groups, core.group_teams, SOURCE)
+            except (SQLAlchemyError, PortusError):
+                # Signed in with stale teams, a user could keep a team they left: refused.
+                log.exception("could not sync the teams of %s from their groups", user.username)
+                return None
+            return user
 
     return signed_in
 

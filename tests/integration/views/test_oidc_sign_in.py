@@ -16,8 +16,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from portus_fab.audit import Kind
 from portus_fab.core import portus
-from portus_fab.models import Grant, Namespace, NamespaceKind, Role, Team, TeamMember
+from portus_fab.models import Activity, Grant, Namespace, NamespaceKind, Role, Team, TeamMember
 from portus_fab.settings import load_config_file
 from portus_fab.views import oidc as views_oidc
 from portus_fab.views.oidc import DockerLogin
@@ -124,6 +125,13 @@ def test_first_sign_in_creates_the_user_with_namespace_mapped_roles_and_teams(
     assert grant is not None and (grant.user_id, grant.role) == (dana.id, Role.OWNER)
     # devs gives contributor, leads owner of the same team: the higher wins.
     assert teams_of(oauth, dana) == {"developers": (Role.OWNER, "oidc")}
+    # The sign-in's records name the user who signed in, not an anonymous visitor.
+    recorded = session.execute(select(Activity.kind, Activity.actor, Activity.target_name)).all()
+    assert {(kind, actor, name) for kind, actor, name in recorded if actor != "portus_fab"} == {
+        (Kind.NAMESPACE_CREATED, "dana", "dana"),
+        (Kind.TEAM_CREATED, "dana", "developers"),
+        (Kind.MEMBER_ADDED, "dana", "developers"),
+    }
 
 
 def test_each_sign_in_follows_the_groups_the_provider_sends_now(

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from portus_fab.access import management
 from portus_fab.access.policy import ANONYMOUS, Action, Policy
 from portus_fab.auth.credentials import principal_for
 from portus_fab.core import EXTENSION, portus
-from portus_fab.models import Grant, Namespace, RegistryEventRecord, Tag
+from portus_fab.models import Grant, Namespace, RegistryEventRecord, Tag, epoch
 from run import create_app
 from tests.conftest import FAST_HASH, IsolatedClient, add_user
 from tests.support.services import Postgres
@@ -130,3 +130,32 @@ def test_webhook_stores_each_event_once(pg_app: Flask) -> None:
     assert session.scalar(select(func.count()).select_from(RegistryEventRecord)) == 2
     tag = session.scalar(select(Tag).where(Tag.name == "v1"))
     assert (tag.digest, tag.pull_count, tag.pushed_by) == (DIGEST, 1, "dave")
+
+
+def test_the_epoch_read_holds_no_transaction_and_outlives_a_killed_session(
+    pg_app: Flask,
+) -> None:
+    """The token endpoint reads the epoch on a connection it holds: between requests it must sit
+    idle (not "idle in transaction", which would hold back vacuum), and a session the server
+    ended (a restart, an administrator's pg_terminate_backend) costs no request an error."""
+    add_user(pg_app, "dora")
+    pg_app.appbuilder.session.commit()
+    client = pg_app.test_client()
+    basic = {"Authorization": "Basic " + base64.b64encode(b"dora:secret").decode()}
+    query = f"/v2/token?service={portus().settings.registry_service}&scope=repository:dora/a:pull"
+    assert client.get(query, headers=basic).status_code == 200
+    engine = pg_app.extensions["sqlalchemy"].engine
+    reader = held_epoch_connection(engine)
+    with engine.connect() as connection:
+        state = connection.scalar(
+            text("SELECT state FROM pg_stat_activity WHERE pid = :pid"), {"pid": reader}
+        )
+        assert state == "idle"
+        connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": reader})
+    assert client.get(query, headers=basic).status_code == 200
+    assert held_epoch_connection(engine) != reader
+
+
+def held_epoch_connection(engine: Engine) -> int:
+    """The backend pid of the connection this thread's epoch reads use."""
+    return epoch._reader(engine)._local.held[1].dbapi_connection.info.backend_pid

@@ -28,6 +28,8 @@ from typing import Any
 
 from flask import Flask
 from flask_appbuilder.security.sqla.models import User
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portus_fab.access.group_teams import GroupTeams, sync_group_teams
@@ -182,17 +184,32 @@ class DirectorySignIn:
         no such user and none may be created, or it is disabled here."""
         # What the sign-in records (the personal namespace, team memberships) the user did, by
         # signing in: before it, the request's origin names no one.
-        signing_in = Origin(identity.username, current_origin().address)
-        with acting(signing_in), transaction(session):
+        with acting(Origin(identity.username, current_origin().address)):
+            try:
+                return self._provision(session, identity)
+            except IntegrityError:
+                # A sign-in at the same moment created the same team first (two new people of
+                # one group): once more, it is there to be found.
+                return self._provision(session, identity)
+
+    def _provision(self, session: Session, identity: DirectoryIdentity) -> User | None:
+        with transaction(session):
             user = load_user(session, identity.username, case_insensitive=self._case_insensitive)
             if user is None:
-                user = self._create(identity)
+                # FAB's add_user swallows its error: another sign-in may have created the same
+                # user at the same moment (a client asking for several scopes' tokens at once).
+                user = self._create(identity) or load_user(
+                    session, identity.username, case_insensitive=self._case_insensitive
+                )
                 if user is None:
                     return None
-            elif not user.active:
+            if not user.active:
                 return None
-            else:
-                self._update(user, identity)
+            # Sign-ins of one person at once (a client asking for several scopes' tokens at
+            # once) sync one after the other, each seeing what the last one did: the user's row
+            # stays locked until this commits (PostgreSQL; SQLite has one writer anyway).
+            session.execute(select(User.id).where(User.id == user.id).with_for_update())
+            self._update(user, identity)
             if identity.dn is not None:  # groups were read
                 sync_group_teams(session, user, identity.groups, self._group_teams, SOURCE)
         return user
@@ -226,10 +243,7 @@ class DirectorySignIn:
             commit=False,  # the transaction commits it, with its teams
             **extra,
         )
-        if not user:  # FAB logged why (an email another user has, say) and rolled back
-            log.error("could not create the directory user %r", identity.username)
-            return None
-        return user
+        return user or None  # FAB logged why and rolled back
 
     def _update(self, user: User, identity: DirectoryIdentity) -> None:
         """Write only what changed: role changes bump the policy epoch, names do not."""

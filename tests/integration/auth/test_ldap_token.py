@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +37,7 @@ from tests.support.ldap_apps import (
     post_token,
     teams_of,
 )
-from tests.support.slapd import ALICE, BOB, CAROL, OPS_DN, Slapd, start_tls_settings
+from tests.support.slapd import ALICE, BOB, CAROL, OPS_DN, Person, Slapd, start_tls_settings
 from tests.support.wait import wait_until
 
 PUSH = "repository:{}/app:pull,push"
@@ -260,3 +261,27 @@ def test_a_cached_answer_lives_no_longer_than_the_directory_s_yes(app: Flask) ->
     assert bound.expires_at is not None and before + ttl <= bound.expires_at <= utcnow() + ttl
     bump(app)
     assert sign_in().expires_at == bound.expires_at  # from the database, the same yes
+
+
+def test_first_sign_ins_at_the_same_moment_all_get_their_token(app: Flask) -> None:
+    """A client asking for several scopes' tokens at once, two new people of one group at once:
+    each request finds what the others created (the user, the team) instead of failing."""
+    people = (ALICE, BOB) * 3
+    barrier = threading.Barrier(len(people))
+    answers: dict[int, int] = {}
+
+    def first_sign_in(number: int, person: Person) -> None:
+        client = app.test_client()
+        barrier.wait(10)
+        answers[number] = get_token(client, person.uid, person.password).status_code
+
+    threads = [
+        threading.Thread(target=first_sign_in, args=(number, person))
+        for number, person in enumerate(people)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert answers == dict.fromkeys(range(len(people)), 200)
+    assert teams_of(app, "bob") == {"devs": ("contributor", "ldap")}

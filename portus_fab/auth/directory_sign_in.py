@@ -188,8 +188,8 @@ class DirectorySignIn:
             try:
                 return self._provision(session, identity)
             except IntegrityError:
-                # A sign-in at the same moment created the same team first (two new people of
-                # one group): once more, it is there to be found.
+                # A sign-in at the same moment created the same team first (two people whose
+                # group gives a team not made yet): once more, it is there to be found.
                 return self._provision(session, identity)
 
     def _provision(self, session: Session, identity: DirectoryIdentity) -> User | None:

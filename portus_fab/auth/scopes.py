@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from portus_fab.errors import Invalid
 from portus_fab.registry.names import split_registry_host, validate_repository_name
@@ -54,6 +55,9 @@ def judged_repository(name: str) -> tuple[str | None, str]:
     return host, repository
 
 
+# Clients ask for the same few scopes over and over; a Scope is immutable, and a refusal (an
+# exception) is never cached.
+@lru_cache(maxsize=4096)
 def parse_scope(text: str) -> Scope:
     type_part, sep, remainder = text.partition(":")
     name, sep2, action_part = remainder.rpartition(":")

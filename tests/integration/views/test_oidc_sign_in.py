@@ -277,42 +277,26 @@ def test_teams_that_cannot_be_synced_refuse_the_sign_in(
     assert client.get("/access-tokens/").status_code == 302  # not signed in: to the sign-in page
 
 
-# The README's OpenID Connect example, with this provider's address and this test's mapping.
-CONFIG_FILE = """
-from flask_appbuilder.const import AUTH_OAUTH
+README = Path(__file__).resolve().parents[3] / "README.md"
 
-AUTH_TYPE = AUTH_OAUTH
-OAUTH_PROVIDERS = [
-    {
-        "name": "corp",
-        "icon": "fa-openid",
-        "token_key": "access_token",
-        "remote_app": {
-            "client_id": "portus-fab",
-            "client_secret": "the-client-secret",
-            "server_metadata_url": "https://id.example.com/.well-known/openid-configuration",
-            "client_kwargs": {"scope": "openid email profile groups"},
-        },
-    }
-]
-AUTH_USER_REGISTRATION = True
-AUTH_USER_REGISTRATION_ROLE = "User"
-AUTH_ROLES_MAPPING = {"auditors": ["Auditor"]}
-AUTH_ROLES_SYNC_AT_LOGIN = True
-PORTUS_GROUP_TEAMS = {"devs": ["developers", "contributor"]}
-PORTUS_OIDC_GROUPS_CLAIM = "groups"
-"""
+
+def readme_example(heading: str) -> str:
+    """The first Python block under `heading` in the README: the example must really work."""
+    text = README.read_text()
+    section = text[text.index(heading) :]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
 
 
 def test_the_readme_config_file_signs_people_in(
     make_oauth_app: Any, oidc_provider: OidcProvider, tmp_path: Path
 ) -> None:
     path = tmp_path / "portus_config.py"
-    path.write_text(CONFIG_FILE.replace("https://id.example.com", oidc_provider.url))
+    example = readme_example("### OpenID Connect")
+    path.write_text(example.replace("https://id.example.com", oidc_provider.url))
     app = make_oauth_app(**load_config_file(str(path)))
-    sub = person(oidc_provider, preferred_username="max", groups=["devs", "auditors"])
+    sub = person(oidc_provider, preferred_username="max", groups=["devs", "registry-admins"])
     with app.app_context():
         signed_in(app, oidc_provider, sub)
         max_ = user_named(app, "max")
-        assert {role.name for role in max_.roles} == {"User", MAPPED_ROLE}
+        assert {role.name for role in max_.roles} == {"User", "Admin"}
         assert teams_of(app, max_) == {"developers": (Role.CONTRIBUTOR, "oidc")}

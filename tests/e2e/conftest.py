@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,10 +10,10 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from tests.conftest import make_app
 from tests.support.oci import build_image_layout
+from tests.support.served import ThreadedServer
 from tests.support.services import Registry
 from tests.support.skopeo import Skopeo
 from tests.support.wait import free_port
@@ -31,23 +30,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
-class ServedApp:
+class ServedApp(ThreadedServer):
     """A portus_fab app answering on a loopback port from a background thread."""
 
     def __init__(self, app: Flask, port: int) -> None:
+        super().__init__(app, port)
         self.app = app
-        self.url = f"http://127.0.0.1:{port}"
-        self._server: BaseWSGIServer = make_server("127.0.0.1", port, app, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> ServedApp:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._thread.join(10)
-        self._server.server_close()
 
 
 @dataclass

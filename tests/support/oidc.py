@@ -14,23 +14,30 @@ The portus_fab side: `oauth_config` gives the FAB settings of an app signing in 
 from __future__ import annotations
 
 import shutil
-import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import oidc_provider_mock
 import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_appbuilder.const import AUTH_OAUTH
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from run import create_app
 from tests.conftest import IsolatedClient, app_config
+from tests.support.served import ThreadedServer
 from tests.support.wait import free_port
+
+# Authlib warns, at import, of its own modules the provider uses, under an "always" filter it
+# installs when first imported: ignore them after that filter, while the provider is imported.
+with warnings.catch_warnings():
+    import authlib.deprecate  # noqa: F401 - its filter first, so that ours comes before it
+
+    warnings.simplefilter("ignore")
+    import oidc_provider_mock
 
 PROVIDER = "corp"
 CLIENT_ID = "portus-fab"
@@ -47,22 +54,9 @@ FAB_STATE_KEY_WARNING = pytest.mark.filterwarnings(
 )
 
 
-class OidcProvider:
+class OidcProvider(ThreadedServer):
     def __init__(self) -> None:
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        app = oidc_provider_mock.app(require_nonce=True)
-        self._server: BaseWSGIServer = make_server("127.0.0.1", port, app, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> OidcProvider:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._thread.join(10)
-        self._server.server_close()
+        super().__init__(oidc_provider_mock.app(require_nonce=True), free_port())
 
     @property
     def metadata_url(self) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flask import Flask
+from flask_appbuilder.const import AUTH_DB
 from sqlalchemy.orm import Session
 
 from portus_fab.access.policy import ANONYMOUS, Principal, PrincipalKind
@@ -33,6 +34,7 @@ from portus_fab.auth.credentials import (
 from portus_fab.auth.directory import DirectoryUnreachable
 from portus_fab.auth.directory_sign_in import DirectorySignIn
 from portus_fab.auth.lockout import Lockout
+from portus_fab.auth.oidc import has_registry_password
 from portus_fab.auth.robots import RobotUsage, check_secret, robot_named, robot_principal
 from portus_fab.auth.secrets import SecretHasher, SecretKind, kind_of
 from portus_fab.errors import Unauthenticated
@@ -43,6 +45,12 @@ log = logging.getLogger(__name__)
 MAX_AUTHORIZATION = 8190
 MALFORMED = "malformed Authorization header"
 INVALID = "invalid username or password"
+# Under a provider's sign-in (OpenID Connect) people have no password a registry client could
+# send; every refused password says what to send instead (true of everyone: it reveals no one).
+INVALID_WITHOUT_PASSWORDS = (
+    f"{INVALID}: people who sign in through the identity provider log in to the registry with "
+    "a personal access token (Registry > Access tokens) as the password"
+)
 # One answer for an unknown, revoked or outdated refresh token: only the audit record says which.
 INVALID_REFRESH_TOKEN = (
     "invalid refresh token: it was revoked, or its owner was disabled or changed their "
@@ -94,6 +102,7 @@ class AuthContext:
     refresh_use: refresh.RefreshTokenUse = field(default_factory=refresh.RefreshTokenUse)
     # AUTH_LDAP: passwords are the directory's (portus_fab.auth.directory_sign_in), not FAB's.
     directory: DirectorySignIn | None = None
+    invalid: str = INVALID  # the answer to credentials that prove no one
 
     @classmethod
     def from_app(
@@ -115,6 +124,9 @@ class AuthContext:
             last_use=LastUse(),
             lockout=lockout,
             directory=directory,
+            invalid=INVALID
+            if has_registry_password(config.get("AUTH_TYPE", AUTH_DB))
+            else INVALID_WITHOUT_PASSWORDS,
         )
 
 
@@ -241,7 +253,7 @@ def _checked(context: AuthContext, session: Session, credentials: BasicCredentia
     proved = _CHECKS[credential_kind(credentials)](context, session, credentials)
     if proved is None:
         context.lockout.failed(engine, attempt)
-        raise AuthenticationRefused(INVALID, claimed=credentials.username)
+        raise AuthenticationRefused(context.invalid, claimed=credentials.username)
     return proved
 
 

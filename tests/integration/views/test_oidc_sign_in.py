@@ -5,6 +5,7 @@ registry password, are shown how to `docker login` with an access token."""
 
 from __future__ import annotations
 
+import base64
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from portus_fab.audit import Kind
+from portus_fab.auth.authenticate import INVALID, INVALID_WITHOUT_PASSWORDS
 from portus_fab.core import portus
 from portus_fab.models import Activity, Grant, Namespace, NamespaceKind, Role, Team, TeamMember
 from portus_fab.settings import load_config_file
@@ -233,6 +235,27 @@ def test_users_signed_in_by_the_provider_are_shown_how_to_docker_login(
     # No password to reset: FAB offers neither the action nor its form under AUTH_OAUTH.
     assert "resetmypassword" not in body_of(profile).lower()
     assert ivy.get("/resetmypassword/form").status_code == 404
+
+
+def test_a_password_at_the_token_endpoint_is_told_to_use_an_access_token(
+    oauth: Flask, oidc_provider: OidcProvider, app: Flask
+) -> None:
+    """Under AUTH_OAUTH nobody has a registry password: every refused password says what to
+    send instead, for an existing user and an unknown name alike (so it reveals no one)."""
+    signed_in(oauth, oidc_provider, person(oidc_provider, preferred_username="ivy"))
+    service = portus().settings.registry_service
+    for name in ("ivy", "nobody"):
+        basic = base64.b64encode(f"{name}:the-provider-password".encode()).decode()
+        answer = oauth.test_client().get(
+            f"/v2/token?service={service}", headers={"Authorization": f"Basic {basic}"}
+        )
+        assert answer.status_code == 401
+        assert answer.get_json()["details"] == INVALID_WITHOUT_PASSWORDS
+    # With a password sign-in, the answer stays the plain one.
+    with app.app_context():
+        basic = base64.b64encode(b"nobody:wrong").decode()
+        answer = app.test_client().get("/v2/token", headers={"Authorization": f"Basic {basic}"})
+        assert answer.get_json()["details"] == INVALID
 
 
 def test_users_with_a_password_are_not_shown_the_token_login_help(

@@ -20,9 +20,18 @@ For each worker model it measures, in the same server run and in this order:
                    token (write) as the Basic password, the robot `alice+ci` (write), and the
                    POST refresh-token grant (the OAuth2 form, with the refresh token a
                    `docker login` GET got)
+Beside it, up at the same time with the same worker model and database, a second server with
+AUTH_TYPE = AUTH_LDAP (the file PORTUS_CONFIG_FILE names) signs people in against a real `slapd`
+(tests/support/slapd.py, needs Debian's slapd). AUTH_TYPE is the whole app's, so the LDAP row
+cannot come from the password row's server; it is measured in two halves right before and right
+after the password row, so a load that drifts weighs on both alike: alice, the same scope, by her
+directory password after a warm-up (a returning client, answered from the credential cache: the
+directory's bind counter must not move). Then that server's floor, and the cost of sign-ins the
+cache cannot answer, one request at a time: a person's first sign-in (the user and personal
+namespace created) and a known user's sign-in with a password the cache has not seen.
 The floor is the faster of the two floor endpoints. Target: tokens/s >= half the floor and
->= 500/s; every other credential's rows >= 0.9 of the password row. Results: a table on stdout
-and bench/results/token_bench.md.
+>= 500/s; every other credential's rows, the LDAP row too, >= 0.9 of the password row. Results: a
+table on stdout and bench/results/token_bench.md.
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from common import (
     REGISTRY_URL,
@@ -53,6 +63,7 @@ from common import (
     add_user,
     create_app,
     machine_facts,
+    percentile,
     report_header,
     require_tool,
     selected_models,
@@ -230,38 +241,132 @@ def basic(username: str, password: str) -> dict[str, str]:
     }
 
 
+LDAP_LOGINS = 20  # sequential sign-ins per uncached kind
+
+
+@dataclass
+class LdapRun:
+    results: list[WrkResult]  # floor, floor, the LDAP returning client
+    binds: int  # binds the directory counted during the measured LDAP row
+    first_ms: list[float]  # a person's first sign-in, one request at a time
+    uncached_ms: list[float]  # a known user, a password the cache has not seen
+
+
+def ldap_config_file(directory: Any, path: Path) -> Path:
+    """The Python file PORTUS_CONFIG_FILE names: FAB's LDAP settings for `directory`, alice a
+    User (through cn=devs) rather than an admin, cn=devs as the team devs."""
+    from tests.support.slapd import DEVS_DN, ldap_settings
+
+    settings = ldap_settings(
+        directory,
+        AUTH_ROLES_MAPPING={DEVS_DN: ["User"]},
+        PORTUS_GROUP_TEAMS={DEVS_DN: ["devs", "contributor"]},
+    )
+    path.write_text("".join(f"{name} = {value!r}\n" for name, value in settings.items()))
+    return path
+
+
+def _timed_ms(url: str, auth: dict[str, str]) -> float:
+    started = time.perf_counter()
+    status, body = http_status(url, auth)
+    elapsed = 1000 * (time.perf_counter() - started)
+    assert status == 200, (status, body[:300])
+    return elapsed
+
+
+def combined(label: str, halves: list[WrkResult]) -> WrkResult:
+    """One row from runs of equal length: mean rate and median, the worst p99."""
+    return WrkResult(
+        label=label,
+        rps=sum(h.rps for h in halves) / len(halves),
+        p50_ms=sum(h.p50_ms for h in halves) / len(halves),
+        p99_ms=max(h.p99_ms for h in halves),
+        requests=sum(h.requests for h in halves),
+        non_2xx=sum(h.non_2xx for h in halves),
+        socket_errors=", ".join(sorted({h.socket_errors for h in halves})),
+    )
+
+
 def run_model(
     name: str, data_dir: Path, seconds: float, warmup: float, secrets: Secrets
-) -> tuple[str, list[WrkResult]]:
+) -> tuple[str, list[WrkResult], LdapRun]:
+    """Both servers of worker model `name` up side by side (an idle one costs nothing): the
+    password rows on the AUTH_DB one, the LDAP rows on the AUTH_LDAP one, against a slapd."""
+    from tests.support.slapd import ALICE, Person, Slapd
+
     worker_class, workers, threads = model = MODELS[name]
     auth = basic(USER, PASSWORD)
+    ldap_auth = basic(USER, ALICE.password)
     token_url = f"/v2/token?service={SERVICE}&scope={SCOPE}"
     log_path = data_dir / f"gunicorn-{worker_class}-{workers}x{threads}.log"
-    with Gunicorn(log_path, model, server_ready, backlog=256) as server:
-        check_token(server.base, auth)
-        results = []
-        wrk("warm-up", f"{server.base}/static/appbuilder/css/ab.css", warmup)
-        results.append(
-            wrk("floor: static ab.css", f"{server.base}/static/appbuilder/css/ab.css", seconds)
+    with Slapd() as directory:
+        newcomers = [
+            Person(f"new{i:02}", f"new{i:02}-pw", "New", f"N{i}") for i in range(LDAP_LOGINS)
+        ]
+        for person in newcomers:
+            directory.add_person(person)
+        ldap_server = Gunicorn(log_path.with_stem(f"{log_path.stem}-ldap"), model, server_ready)
+        ldap_server.env["PORTUS_CONFIG_FILE"] = str(
+            ldap_config_file(directory, data_dir / "ldap.py")
         )
-        results.append(wrk("floor: 400 bad scope", f"{server.base}/v2/token?scope=bad", seconds))
-        # Every worker process verifies the scrypt password once, then serves it from its cache.
-        wrk("warm-up", f"{server.base}{token_url}", warmup, auth)
-        results.append(wrk("token (returning user)", f"{server.base}{token_url}", seconds, auth))
-        for label, credential in (
-            ("token (access token)", basic(USER, secrets.access_token)),
-            ("token (robot)", basic(ROBOT, secrets.robot)),
-        ):
-            check_token(server.base, credential)
-            wrk("warm-up", f"{server.base}{token_url}", warmup, credential)
-            results.append(wrk(label, f"{server.base}{token_url}", seconds, credential))
-        # The same user by the refresh token docker login stored: no slow hash, no write.
-        grant = refresh_grant_script(server.base, auth, data_dir)
-        wrk("warm-up", f"{server.base}/v2/token", warmup, script=grant)
-        results.append(
-            wrk("token (POST refresh_token)", f"{server.base}/v2/token", seconds, script=grant)
-        )
-    return name, results
+        with Gunicorn(log_path, model, server_ready, backlog=256) as server, ldap_server:
+            check_token(server.base, auth)
+            check_token(ldap_server.base, ldap_auth)
+            results = []
+            wrk("warm-up", f"{server.base}/static/appbuilder/css/ab.css", warmup)
+            results.append(
+                wrk("floor: static ab.css", f"{server.base}/static/appbuilder/css/ab.css", seconds)
+            )
+            results.append(
+                wrk("floor: 400 bad scope", f"{server.base}/v2/token?scope=bad", seconds)
+            )
+            # Every worker process verifies the scrypt password (or binds) once, then serves it
+            # from its cache.
+            wrk("warm-up", f"{server.base}{token_url}", warmup, auth)
+            wrk("warm-up", f"{ldap_server.base}{token_url}", warmup, ldap_auth)
+            # The LDAP row in two halves around the password row: a load that drifts while they
+            # run weighs on both alike.
+            ldap_label = "token (LDAP, returning client)"
+            before = directory.bind_count()
+            halves = [wrk(ldap_label, f"{ldap_server.base}{token_url}", seconds / 2, ldap_auth)]
+            results.append(
+                wrk("token (returning user)", f"{server.base}{token_url}", seconds, auth)
+            )
+            halves.append(wrk(ldap_label, f"{ldap_server.base}{token_url}", seconds / 2, ldap_auth))
+            binds = directory.bind_count() - before
+            for label, credential in (
+                ("token (access token)", basic(USER, secrets.access_token)),
+                ("token (robot)", basic(ROBOT, secrets.robot)),
+            ):
+                check_token(server.base, credential)
+                wrk("warm-up", f"{server.base}{token_url}", warmup, credential)
+                results.append(wrk(label, f"{server.base}{token_url}", seconds, credential))
+            # The same user by the refresh token docker login stored: no slow hash, no write.
+            grant = refresh_grant_script(server.base, auth, data_dir)
+            wrk("warm-up", f"{server.base}/v2/token", warmup, script=grant)
+            results.append(
+                wrk("token (POST refresh_token)", f"{server.base}/v2/token", seconds, script=grant)
+            )
+            ldap_base = ldap_server.base
+            ldap_results = [
+                wrk("floor: static ab.css", f"{ldap_base}/static/appbuilder/css/ab.css", seconds),
+                wrk("floor: 400 bad scope", f"{ldap_base}/v2/token?scope=bad", seconds),
+                combined(ldap_label, halves),
+            ]
+            first = [
+                _timed_ms(
+                    f"{ldap_base}/v2/token?service={SERVICE}"
+                    f"&scope=repository:{person.uid}/app:pull,push",
+                    basic(person.uid, person.password),
+                )
+                for person in newcomers
+            ]
+            uncached = []
+            for i in range(LDAP_LOGINS):
+                password = f"{ALICE.password}-{i}"
+                directory.set_password(ALICE.dn, password)
+                uncached.append(_timed_ms(f"{ldap_base}{token_url}", basic(USER, password)))
+    return name, results, LdapRun(ldap_results, binds, first, uncached)
 
 
 def _sign_for(seconds: float) -> int:
@@ -296,6 +401,7 @@ def ceilings(floor: float, sign_ms: float, cores: int) -> float:
 def report(
     facts: dict[str, str],
     runs: list[tuple[str, list[WrkResult]]],
+    ldap_runs: list[tuple[str, LdapRun]],
     seconds: float,
     sign: tuple[float, float],
 ) -> str:
@@ -331,8 +437,44 @@ def report(
                 f"(target >= {CREDENTIAL_TARGET:.0%}): "
                 f"**{'PASS' if share >= CREDENTIAL_TARGET else 'FAIL'}**"
             )
+    for name, ldap_run in ldap_runs:
+        for r in ldap_run.results:
+            lines.append(
+                f"| {name}, AUTH_LDAP | {r.label} | {r.rps:,.0f} | {r.p50_ms:.2f} "
+                f"| {r.p99_ms:.2f} | {r.requests:,} | {r.non_2xx:,} | {r.socket_errors} |"
+            )
     lines += ["", "Floor = the faster of the two floor rows of the same server run.", ""]
     lines += verdicts
+    password_rows = {name: results[2] for name, results in runs}
+    for name, ldap_run in ldap_runs:
+        ldap_row, password = ldap_run.results[2], password_rows[name]
+        share = ldap_row.rps / password.rps
+        ldap_floor = max(ldap_run.results[0].rps, ldap_run.results[1].rps)
+        floor = max(r.rps for r in dict(runs)[name][:2])
+        lines.append(
+            f"- {name}: token (LDAP, returning client) {ldap_row.rps:,.0f}/s = {share:.0%} of "
+            f"the password row (target >= {CREDENTIAL_TARGET:.0%}): "
+            f"**{'PASS' if share >= CREDENTIAL_TARGET else 'FAIL'}**; "
+            f"{ldap_row.rps / ldap_floor:.0%} of its own server's floor {ldap_floor:,.0f} "
+            f"(the password row: {password.rps / floor:.0%} of its floor); "
+            f"binds during the row: {ldap_run.binds}"
+        )
+    lines += [
+        "",
+        "Sign-ins the cache cannot answer (AUTH_LDAP, one request at a time, "
+        f"{LDAP_LOGINS} each, ms):",
+        "",
+    ]
+    lines += ["| worker model | sign-in | p50 | p90 | max |", "|---|---|---:|---:|---:|"]
+    for name, ldap_run in ldap_runs:
+        for label, samples in (
+            ("first sign-in (user and personal namespace created)", ldap_run.first_ms),
+            ("known user, a password the cache has not seen", ldap_run.uncached_ms),
+        ):
+            lines.append(
+                f"| {name} | {label} | {percentile(samples, 50):.1f} "
+                f"| {percentile(samples, 90):.1f} | {max(samples):.1f} |"
+            )
     alone, both = sign
     cores = os.cpu_count() or 1
     lines += [
@@ -385,17 +527,20 @@ def main() -> int:
             {"wrk": (wrk_version.stdout + wrk_version.stderr).split("[")[0].strip()}
         )
         runs = []
+        ldap_runs: list[tuple[str, LdapRun]] = []
         for name in models:
             print(f"== {name}", flush=True)
-            runs.append(run_model(name, data_dir, args.duration, args.warmup, secrets))
-            for r in runs[-1][1]:
+            _, rows, ldap_run = run_model(name, data_dir, args.duration, args.warmup, secrets)
+            runs.append((name, rows))
+            ldap_runs.append((name, ldap_run))
+            for r in [*rows, *ldap_run.results]:
                 print(
-                    f"   {r.label:26} {r.rps:9,.0f} req/s  p50 {r.p50_ms:7.2f}  p99 {r.p99_ms:7.2f}"
+                    f"   {r.label:30} {r.rps:9,.0f} req/s  p50 {r.p50_ms:7.2f}  p99 {r.p99_ms:7.2f}"
                 )
         sign = (signing_ms(1), signing_ms(2))
         print(f"   signing: {sign[0]:.3f} ms alone, {sign[1]:.3f} ms with two signers")
     add_end_load(facts)
-    write_report(results, report(facts, runs, args.duration, sign))
+    write_report(results, report(facts, runs, ldap_runs, args.duration, sign))
     return 0
 
 

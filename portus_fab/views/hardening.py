@@ -44,20 +44,24 @@ def _protect_state_changes(appbuilder: AppBuilder, app: Flask) -> CSRFProtect:
     csrf = app.extensions.get("csrf") or CSRFProtect(app)
     # FAB exempts its REST API (for callers with a bearer token, who have no CSRF token) only
     # when CSRFProtect exists as the API is registered, which in the standalone app is before us.
-    for view in _exempt_apis(appbuilder):
+    exempt = _exempt_apis(appbuilder)
+    for view in exempt:
         csrf.exempt(view.blueprint)
+    exempt_blueprints = frozenset(view.blueprint.name for view in exempt)
 
     @app.before_request
     def session_callers_send_the_token() -> None:
         # FAB's security API (users, roles, groups, permissions) also accepts the browser's
         # session cookie: a call that rides on a signed-in session, with no credentials of its
         # own, needs the token too. (Its JSON sign-in, sessionless, still works without one.)
+        # The signed-in user is looked up last: every other POST (the token endpoint's OAuth2
+        # form, the registry's notifications) would pay for loading a session it does not have.
         if (
             request.method in MUTATING_METHODS
+            and request.blueprint in exempt_blueprints
             and "Authorization" not in request.headers
-            and current_user.is_authenticated
             and app.config.get("WTF_CSRF_ENABLED", True)
-            and request.blueprint in {view.blueprint.name for view in _exempt_apis(appbuilder)}
+            and current_user.is_authenticated
         ):
             csrf.protect()
 

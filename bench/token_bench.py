@@ -15,7 +15,9 @@ For each worker model it measures, in the same server run and in this order:
   - floor, 400:    GET /v2/token?scope=bad (rejected before any credential or database work)
   - token:         GET /v2/token?service=SERVICE&scope=repository:alice/app:pull,push with
                    Basic credentials, after a warm-up so every worker has the password cached
-                   (PORTUS_CREDENTIAL_CACHE_TTL; the cache is per worker process)
+                   (PORTUS_CREDENTIAL_CACHE_TTL; the cache is per worker process); the 400
+                   floor and this row run in ROUNDS alternating rounds, so a load that drifts
+                   weighs on the ratio's two sides alike
   - other credentials, each after its own warm-up, the same scope: alice's personal access
                    token (write) as the Basic password, the robot `alice+ci` (write), and the
                    POST refresh-token grant (the OAuth2 form, with the refresh token a
@@ -29,8 +31,9 @@ directory password after a warm-up (a returning client, answered from the creden
 directory's bind counter must not move). Then that server's floor, and the cost of sign-ins the
 cache cannot answer, one request at a time: a person's first sign-in (the user and personal
 namespace created) and a known user's sign-in with a password the cache has not seen.
-The floor is the faster of the two floor endpoints. Target: tokens/s >= half the floor and
->= 500/s; every other credential's rows, the LDAP row too, >= 0.9 of the password row. Results: a
+The floor is the faster of the two floor endpoints. Target: tokens/s >= 0.65 of the floor with ES256
+(half of it with RS256, whose signature alone costs about 1 ms) and >= 500/s; every other
+credential's rows, the LDAP row too, >= 0.9 of the password row. Results: a
 table on stdout and bench/results/token_bench.md.
 """
 
@@ -71,6 +74,9 @@ from common import (
     write_report,
 )
 
+# Of the floor, the tokens/s a returning user must reach, by signing algorithm.
+FLOOR_SHARE = {"ES256": 0.65, "RS256": 0.5}
+ROUNDS = 4  # of the 400 floor and the password row, alternating
 RESULTS = ROOT / "bench" / "results" / "token_bench.md"
 SERVICE = REGISTRY_URL.removeprefix("http://")
 USER, PASSWORD = "alice", "alice-bench-password"
@@ -317,21 +323,35 @@ def run_model(
             results.append(
                 wrk("floor: static ab.css", f"{server.base}/static/appbuilder/css/ab.css", seconds)
             )
-            results.append(
-                wrk("floor: 400 bad scope", f"{server.base}/v2/token?scope=bad", seconds)
-            )
             # Every worker process verifies the scrypt password (or binds) once, then serves it
             # from its cache.
             wrk("warm-up", f"{server.base}{token_url}", warmup, auth)
             wrk("warm-up", f"{ldap_server.base}{token_url}", warmup, ldap_auth)
-            # The LDAP row in two halves around the password row: a load that drifts while they
-            # run weighs on both alike.
+            # The LDAP row in two halves around the password row, and the 400 floor and the
+            # password row in alternating rounds: a load that drifts while they run weighs on
+            # each pair alike, so their ratios hold still where the rates do not.
             ldap_label = "token (LDAP, returning client)"
             before = directory.bind_count()
             halves = [wrk(ldap_label, f"{ldap_server.base}{token_url}", seconds / 2, ldap_auth)]
-            results.append(
-                wrk("token (returning user)", f"{server.base}{token_url}", seconds, auth)
-            )
+            floor_rounds, token_rounds = [], []
+            for _ in range(ROUNDS):
+                floor_rounds.append(
+                    wrk(
+                        "floor: 400 bad scope",
+                        f"{server.base}/v2/token?scope=bad",
+                        seconds / ROUNDS,
+                    )
+                )
+                token_rounds.append(
+                    wrk(
+                        "token (returning user)",
+                        f"{server.base}{token_url}",
+                        seconds / ROUNDS,
+                        auth,
+                    )
+                )
+            results.append(combined("floor: 400 bad scope", floor_rounds))
+            results.append(combined("token (returning user)", token_rounds))
             halves.append(wrk(ldap_label, f"{ldap_server.base}{token_url}", seconds / 2, ldap_auth))
             binds = directory.bind_count() - before
             for label, credential in (
@@ -425,10 +445,11 @@ def report(
             )
         floor = max(results[0].rps, results[1].rps)
         token = results[2].rps
-        ok = token >= floor / 2 and token >= 500
+        floor_share = FLOOR_SHARE[os.environ["PORTUS_TOKEN_ALGORITHM"]]
+        ok = token >= floor * floor_share and token >= 500
         verdicts.append(
             f"- {name}: tokens/s {token:,.0f} = {token / floor:.0%} of floor {floor:,.0f} "
-            f"(target >= 50% and >= 500/s): **{'PASS' if ok else 'FAIL'}**"
+            f"(target >= {floor_share:.0%} and >= 500/s): **{'PASS' if ok else 'FAIL'}**"
         )
         for other in results[3:]:
             share = other.rps / token

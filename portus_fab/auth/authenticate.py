@@ -326,6 +326,15 @@ def authenticate(
     return principal
 
 
+def earns_refresh_token(context: AuthContext, principal: Principal) -> bool:
+    """Whether the credentials that proved `principal` may be traded for a refresh token: a
+    person's own password only (refresh.may_have_refresh_token), and not a directory's. A refresh
+    token is never checked against the directory, so a disabled directory account would keep it
+    working; the client keeps sending the password instead, checked there again at least every
+    PORTUS_CREDENTIAL_CACHE_TTL."""
+    return context.directory is None and refresh.may_have_refresh_token(principal)
+
+
 def principal_named(context: AuthContext, session: Session, username: str) -> Principal | None:
     """The principal of the user named `username` as the token endpoint would build it after a
     password check, disabled or not (for `flask portus explain`), or of the robot

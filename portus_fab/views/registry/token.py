@@ -26,6 +26,7 @@ from portus_fab.auth.authenticate import (
     Credentials,
     RefreshCredentials,
     authenticate,
+    earns_refresh_token,
 )
 from portus_fab.auth.scopes import ScopeError, parse_scopes
 from portus_fab.auth.tokens import IssuedToken
@@ -184,12 +185,7 @@ def _grant(
 
 
 def _new_refresh_token(core: Portus, principal: Principal, client_id: str) -> str | None:
-    if not refresh.may_have_refresh_token(principal):
-        return None  # an access token, a robot or anonymous stays its own credential
-    if core.authentication.directory is not None:
-        # A refresh token is never checked against the directory, so a disabled directory
-        # account would keep it working: the client keeps sending the password instead, which
-        # is checked there again at least every PORTUS_CREDENTIAL_CACHE_TTL.
+    if not earns_refresh_token(core.authentication, principal):
         return None
     with transaction(core.session) as session:
         user = session.get(User, principal.user_id)

@@ -15,7 +15,9 @@ import hashlib
 import hmac
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from flask_appbuilder.security.sqla.models import Group, User
 from flask_appbuilder.security.utils import is_null_password
@@ -27,6 +29,17 @@ from portus_fab.access.policy import Principal, PrincipalKind
 from portus_fab.models.namespaces import utcnow
 
 MAX_ENTRIES = 10_000
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def with_room(entries: dict[K, V], live: Callable[[V], bool]) -> dict[K, V]:
+    """`entries`, with room for one more under MAX_ENTRIES: when full, only the `live` ones
+    are kept, and none if they still fill it (a cache of successes only costs a slow check)."""
+    if len(entries) < MAX_ENTRIES:
+        return entries
+    kept = {key: value for key, value in entries.items() if live(value)}
+    return kept if len(kept) < MAX_ENTRIES else {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +85,7 @@ class CredentialCache:
             return
         now = time.monotonic()
         with self._lock:
-            if len(self._entries) >= MAX_ENTRIES:
-                self._entries = {k: e for k, e in self._entries.items() if e.expires >= now}
-                if len(self._entries) >= MAX_ENTRIES:
-                    self._entries.clear()
+            self._entries = with_room(self._entries, lambda entry: entry.expires >= now)
             self._entries[key] = _Entry(principal, epoch, now + self._ttl)
 
     def clear(self) -> None:

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from portus_fab.access.group_teams import GroupTeams, sync_group_teams
 from portus_fab.audit.origin import Origin, acting, current_origin
-from portus_fab.auth.credentials import MAX_ENTRIES, load_user
+from portus_fab.auth.credentials import load_user, with_room
 from portus_fab.auth.directory import Directory, DirectoryIdentity
 from portus_fab.models.namespaces import utcnow
 from portus_fab.models.transaction import transaction
@@ -71,16 +71,9 @@ class DirectoryProofs:
             return None
         now = utcnow()
         with self._lock:
-            if len(self._until) >= MAX_ENTRIES:
-                self._until = {k: until for k, until in self._until.items() if until > now}
-                if len(self._until) >= MAX_ENTRIES:
-                    self._until.clear()
+            self._until = with_room(self._until, lambda until: until > now)
             until = self._until[key] = now + self._ttl
         return until
-
-    def clear(self) -> None:
-        with self._lock:
-            self._until.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +82,6 @@ class Registration:
 
     enabled: bool  # AUTH_USER_REGISTRATION
     role: str  # AUTH_USER_REGISTRATION_ROLE
-    mapped: bool  # AUTH_ROLES_MAPPING is not empty
     sync_roles: bool  # AUTH_ROLES_SYNC_AT_LOGIN
     sync_groups: bool  # AUTH_GROUPS_SYNC_AT_LOGIN (FAB's own groups)
 
@@ -98,7 +90,6 @@ class Registration:
         return cls(
             enabled=bool(config.get("AUTH_USER_REGISTRATION", False)),
             role=config.get("AUTH_USER_REGISTRATION_ROLE", "Public"),
-            mapped=bool(config.get("AUTH_ROLES_MAPPING")),
             sync_roles=bool(config.get("AUTH_ROLES_SYNC_AT_LOGIN", False)),
             sync_groups=bool(config.get("AUTH_GROUPS_SYNC_AT_LOGIN", False)),
         )

@@ -18,7 +18,7 @@ from typing import Any
 
 from flask_appbuilder.security.sqla.models import User
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from portus_fab.access.management import create_team, parse_role
 from portus_fab.errors import Invalid
@@ -84,7 +84,10 @@ def sync_group_teams(
     """
     wanted = wanted_teams(groups, mapping)
     members = session.scalars(
-        select(TeamMember).join(Team).where(TeamMember.user_id == user.id)
+        select(TeamMember)
+        .join(Team)
+        .options(contains_eager(TeamMember.team))  # their names, in this one query
+        .where(TeamMember.user_id == user.id)
     ).all()
     held = {member.team.name: member for member in members}
     for name, member in held.items():
